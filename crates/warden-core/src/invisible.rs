@@ -1,0 +1,91 @@
+//! The `invisible` detector: characters that render as nothing but carry or reorder text.
+//!
+//! Zero-width characters split a trigger so that a naive filter misses it; bidi controls
+//! (Trojan Source) make text read differently from how it is processed; Unicode tag characters
+//! (U+E0000..U+E007F) smuggle whole ASCII instructions that a human reviewer cannot see. Phrase
+//! matching already ignores them; this detector reports them, one hit per run of adjacent invisible
+//! characters, labelled by class (`zero-width`, `bidi-control`, `tag-character`,
+//! `variation-selector`). Redacting a hit removes the run.
+//!
+//! ```
+//! use warden_core::invisible::find_invisible;
+//! let hits = find_invisible("ig\u{200B}nore \u{202E}txt.exe");
+//! assert_eq!(hits.len(), 2);
+//! assert_eq!(hits[0].label, "zero-width");
+//! assert_eq!(hits[1].label, "bidi-control");
+//! ```
+
+use crate::detector::{Detector, DetectorError, Hit, ScanText, StreamScanner};
+use crate::normalize::invisible_class;
+
+/// Finds runs of invisible characters in `text`. Spans are byte offsets.
+pub fn find_invisible(text: &str) -> Vec<Hit> {
+    find_from(text, 0)
+}
+
+fn find_from(text: &str, base: usize) -> Vec<Hit> {
+    let mut hits: Vec<Hit> = Vec::new();
+    for (i, c) in text.char_indices() {
+        let Some(class) = invisible_class(c) else { continue };
+        let (s, e) = (base + i, base + i + c.len_utf8());
+        match hits.last_mut() {
+            Some(last) if last.span.end == s => {
+                last.span.end = e;
+                // A run with a stronger class is labelled by it (tags > bidi > others).
+                if rank(class) > rank(&last.label) {
+                    last.label = class.to_string();
+                }
+            }
+            _ => hits.push(Hit { label: class.to_string(), score: 1.0, span: s..e }),
+        }
+    }
+    hits
+}
+
+fn rank(class: &str) -> u8 {
+    match class {
+        "tag-character" => 3,
+        "bidi-control" => 2,
+        "zero-width" => 1,
+        _ => 0,
+    }
+}
+
+/// The `invisible` detector.
+#[derive(Debug, Clone, Default)]
+pub struct InvisibleDetector;
+
+impl Detector for InvisibleDetector {
+    fn kind(&self) -> &'static str {
+        "invisible"
+    }
+
+    fn scan(&self, input: &ScanText<'_>) -> Result<Vec<Hit>, DetectorError> {
+        Ok(find_invisible(input.text()))
+    }
+
+    fn streaming(&self) -> Option<Box<dyn StreamScanner>> {
+        Some(Box::new(InvisibleStream { fed: 0 }))
+    }
+}
+
+/// Characters arrive whole, so each delta is judged on its own.
+struct InvisibleStream {
+    fed: usize,
+}
+
+impl StreamScanner for InvisibleStream {
+    fn push(&mut self, piece: &str) -> Vec<Hit> {
+        let hits = find_from(piece, self.fed);
+        self.fed += piece.len();
+        hits
+    }
+
+    fn finish(&mut self) -> Vec<Hit> {
+        Vec::new()
+    }
+
+    fn safe_until(&self) -> usize {
+        self.fed
+    }
+}
