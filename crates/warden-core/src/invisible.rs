@@ -51,9 +51,38 @@ fn rank(class: &str) -> u8 {
     }
 }
 
-/// The `invisible` detector.
+/// The classes [`find_invisible`] reports.
+pub const CLASSES: &[&str] = &["zero-width", "bidi-control", "tag-character", "variation-selector"];
+
+/// The `invisible` detector, optionally limited to some classes (zero-width joiners are part of
+/// emoji sequences, tag characters have almost no honest use in a prompt).
 #[derive(Debug, Clone, Default)]
-pub struct InvisibleDetector;
+pub struct InvisibleDetector {
+    classes: Option<Vec<&'static str>>,
+}
+
+impl InvisibleDetector {
+    /// Reports only runs labelled with one of `classes` (see [`CLASSES`]); `None` reports all.
+    /// Unknown class names are an error naming the known ones.
+    pub fn new(classes: Option<&[String]>) -> Result<Self, String> {
+        let Some(list) = classes else { return Ok(Self { classes: None }) };
+        let mut v = Vec::new();
+        for c in list {
+            match CLASSES.iter().find(|k| **k == c) {
+                Some(k) => v.push(*k),
+                None => return Err(format!("unknown invisible class `{c}`; use one of {}", CLASSES.join(", "))),
+            }
+        }
+        Ok(Self { classes: Some(v) })
+    }
+
+    fn keep(&self, mut hits: Vec<Hit>) -> Vec<Hit> {
+        if let Some(c) = &self.classes {
+            hits.retain(|h| c.contains(&h.label.as_str()));
+        }
+        hits
+    }
+}
 
 impl Detector for InvisibleDetector {
     fn kind(&self) -> &'static str {
@@ -61,22 +90,23 @@ impl Detector for InvisibleDetector {
     }
 
     fn scan(&self, input: &ScanText<'_>) -> Result<Vec<Hit>, DetectorError> {
-        Ok(find_invisible(input.text()))
+        Ok(self.keep(find_invisible(input.text())))
     }
 
     fn streaming(&self) -> Option<Box<dyn StreamScanner>> {
-        Some(Box::new(InvisibleStream { fed: 0 }))
+        Some(Box::new(InvisibleStream { fed: 0, detector: self.clone() }))
     }
 }
 
 /// Characters arrive whole, so each delta is judged on its own.
 struct InvisibleStream {
     fed: usize,
+    detector: InvisibleDetector,
 }
 
 impl StreamScanner for InvisibleStream {
     fn push(&mut self, piece: &str) -> Vec<Hit> {
-        let hits = find_from(piece, self.fed);
+        let hits = self.detector.keep(find_from(piece, self.fed));
         self.fed += piece.len();
         hits
     }

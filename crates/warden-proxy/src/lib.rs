@@ -1,0 +1,123 @@
+//! # warden-proxy: the guarded reverse proxy
+//!
+//! An application points its OpenAI or Anthropic client's base URL at Warden; Warden inspects the
+//! prompt, forwards it, inspects the completion (streamed or not) and answers. One request passes
+//! these stages, one module each:
+//!
+//! | stage | module |
+//! | --- | --- |
+//! | listen | [`server`] (HTTP/1.1 and h2c, head limits) |
+//! | route | [`route`] |
+//! | decode | [`body`] (size, time, type, encoding), [`adapter`] (provider JSON to segments) |
+//! | guard(prompt) | `warden_policy::PolicySet::evaluate`, called from [`proxy`] |
+//! | forward | [`upstream`] |
+//! | guard(completion) | [`proxy`] for whole answers, [`stream_guard`] (with [`sse`]) for streams |
+//! | respond | [`respond`] (provider-shaped errors and refusals) |
+//! | record | [`record`] |
+//!
+//! [`proxy::handle`] runs them in that order; [`run`] starts everything.
+#![deny(missing_docs)]
+
+pub mod adapter;
+pub mod body;
+pub mod channel;
+pub mod config;
+pub mod proxy;
+pub mod record;
+pub mod respond;
+pub mod route;
+pub mod server;
+pub mod sse;
+pub mod stream_guard;
+pub mod upstream;
+
+use arc_swap::ArcSwap;
+use proxy::Shared;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use warden_policy::PolicySet;
+
+pub use config::Config;
+
+/// Loads the policies and builds the shared state. Errors say what to fix.
+pub fn prepare(config: Config) -> Result<Arc<Shared>, String> {
+    // One TLS crypto provider for the process (ring: builds fast, no cmake).
+    let _ = rustls_provider::install();
+    let policies = PolicySet::load(&config.policies).map_err(|e| e.to_string())?;
+    let upstreams = upstream::Upstreams::new(&config)?;
+    Ok(Arc::new(Shared { config, policies: ArcSwap::from_pointee(policies), upstreams, reload_failures: AtomicU64::new(0) }))
+}
+
+/// Reloads the policy directory off the request path and swaps it in atomically; requests in
+/// flight finish on the set they started with. A bad set is refused, the old one keeps serving.
+pub async fn reload(shared: &Arc<Shared>) -> Result<String, String> {
+    let dir = shared.config.policies.clone();
+    let loaded = tokio::task::spawn_blocking(move || PolicySet::load(&dir))
+        .await
+        .map_err(|e| format!("the reload task failed: {e}"))?;
+    match loaded {
+        Ok(set) => {
+            let digest = set.digest().to_string();
+            shared.policies.store(Arc::new(set));
+            tracing::info!(policy_digest = %digest, "policies reloaded");
+            Ok(digest)
+        }
+        Err(e) => {
+            shared.reload_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!("policy reload refused, the previous set keeps serving:\n{e}");
+            Err(e.to_string())
+        }
+    }
+}
+
+/// Binds, calls `ready` with the bound address, and serves until SIGINT or SIGTERM. SIGHUP
+/// reloads the policies.
+pub async fn run(config: Config, ready: impl FnOnce(SocketAddr)) -> Result<(), String> {
+    let listen = config.listen;
+    let shared = prepare(config)?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e} (set --listen or `listen:` in the config)"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%addr, policy_digest = %shared.policies.load().digest(), "warden listening");
+    ready(addr);
+    spawn_reload_on_sighup(Arc::clone(&shared));
+    server::serve(listener, shared, shutdown_signal()).await;
+    Ok(())
+}
+
+fn spawn_reload_on_sighup(shared: Arc<Shared>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+        while hup.recv().await.is_some() {
+            let _ = reload(&shared).await;
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+mod rustls_provider {
+    /// Installs ring as the process-wide rustls provider (once; later calls are no-ops).
+    pub fn install() -> Result<(), ()> {
+        rustls::crypto::ring::default_provider().install_default().map_err(|_| ())
+    }
+}

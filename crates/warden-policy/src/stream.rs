@@ -1,0 +1,112 @@
+//! Judging a text that arrives in pieces: the policy side of the stream guard.
+//!
+//! The proxy's stream guard owns the SSE events and decides what to release; for each text of a
+//! streamed completion (one per choice, content block or tool call) it keeps a [`TextJudge`] and
+//! asks it two things: what fired on the latest piece ([`TextJudge::push`]), and up to where the
+//! text is safe to release ([`TextJudge::safe_until`]).
+//!
+//! Rules whose detector has a streaming form (phrases, invisible) are judged piece by piece and
+//! hold back only what could still become a match. Rules whose detector can only judge a whole
+//! text (patterns) are judged at the end; if they could block or redact, the text is held until
+//! then, because releasing it earlier would leak what they are meant to stop.
+
+use crate::set::{PolicySet, Target};
+use warden_core::{Action, Detector, Finding, Phase, Role, RuleHit, ScanText, StreamScanner};
+
+struct Judged {
+    policy: String,
+    rule: crate::set::Rule,
+    scanner: Option<Box<dyn StreamScanner>>,
+}
+
+/// Judges one streamed text against the completion rules that apply to the assistant role.
+pub struct TextJudge {
+    index: usize,
+    rules: Vec<Judged>,
+    text: String,
+}
+
+impl PolicySet {
+    /// A judge for one streamed completion text; `index` is recorded as the findings' segment.
+    pub fn judge_stream(&self, target: &Target<'_>, index: usize) -> TextJudge {
+        let rules = self
+            .select(Phase::Completion, target)
+            .into_iter()
+            .filter(|(_, r)| r.roles.contains(&Role::Assistant))
+            .map(|(p, r)| Judged { policy: p.name.clone(), rule: r.clone(), scanner: r.detector.streaming() })
+            .collect();
+        TextJudge { index, rules, text: String::new() }
+    }
+}
+
+impl TextJudge {
+    /// Whether any rule applies (if not, the guard can pass the stream through untouched).
+    pub fn is_idle(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The text received so far.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    fn findings(&self, detector: &dyn Detector, hits: Vec<warden_core::Hit>) -> Vec<Finding> {
+        hits.into_iter()
+            .map(|h| Finding { detector: detector.kind(), label: h.label, score: h.score, segment: self.index, span: h.span })
+            .collect()
+    }
+
+    /// Feeds the next piece of text; returns the rules that fired on it.
+    pub fn push(&mut self, piece: &str) -> Vec<RuleHit> {
+        self.text.push_str(piece);
+        let mut out = Vec::new();
+        for i in 0..self.rules.len() {
+            let Some(scanner) = self.rules[i].scanner.as_mut() else { continue };
+            let hits = scanner.push(piece);
+            if !hits.is_empty() {
+                let j = &self.rules[i];
+                let f = self.findings(j.rule.detector.as_ref(), hits);
+                out.push(j.rule.hit(&j.policy, f, None));
+            }
+        }
+        out
+    }
+
+    /// The text has ended: settles pending matches and runs the whole-text rules.
+    pub fn finish(&mut self) -> Vec<RuleHit> {
+        let mut out = Vec::new();
+        let scan = ScanText::new(&self.text);
+        for j in &mut self.rules {
+            let (hits, error) = match j.scanner.as_mut() {
+                Some(s) => (s.finish(), None),
+                None => match j.rule.detector.scan(&scan) {
+                    Ok(h) => (h, None),
+                    Err(e) => (Vec::new(), Some(e.0)),
+                },
+            };
+            if !hits.is_empty() || error.is_some() {
+                let f = hits
+                    .into_iter()
+                    .map(|h| Finding { detector: j.rule.detector.kind(), label: h.label, score: h.score, segment: self.index, span: h.span })
+                    .collect();
+                out.push(j.rule.hit(&j.policy, f, error));
+            }
+        }
+        out
+    }
+
+    /// The byte offset in the text before which nothing can be blocked or redacted any more.
+    pub fn safe_until(&self) -> usize {
+        let mut safe = self.text.len();
+        for j in &self.rules {
+            match &j.scanner {
+                Some(s) => safe = safe.min(s.safe_until()),
+                // A whole-text rule that could block or redact holds everything until the end;
+                // one that can at most flag holds nothing.
+                None if j.rule.mode.apply(j.rule.action.max(j.rule.error_action())) >= Action::Redact => return 0,
+                None => {}
+            }
+        }
+        safe
+    }
+}

@@ -1,0 +1,196 @@
+//! The configuration file (`warden serve --config FILE`), YAML. Every field has a default;
+//! command-line flags override the file. Unknown fields are errors.
+//!
+//! ```yaml
+//! listen: 127.0.0.1:8080
+//! policies: policies/
+//! upstreams:
+//!   openai:    { url: https://api.openai.com, api_key_env: OPENAI_API_KEY }     # api_key_env: optional
+//!   anthropic: { url: https://api.anthropic.com }
+//! passthrough: [/v1/models]     # unguarded paths forwarded as they are; others get 404
+//! tenant_header: x-warden-tenant
+//! limits:
+//!   max_body_bytes: 4194304
+//!   max_decompressed_bytes: 16777216
+//!   max_response_bytes: 33554432
+//!   max_header_bytes: 65536
+//!   header_read_timeout_ms: 10000
+//!   body_read_timeout_ms: 30000
+//!   connect_timeout_ms: 5000
+//!   response_timeout_ms: 120000
+//!   stream_idle_timeout_ms: 60000
+//!   total_timeout_ms: 600000
+//! ```
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the proxy listens.
+    pub listen: SocketAddr,
+    /// The policy directory.
+    pub policies: PathBuf,
+    /// Where requests go.
+    pub upstreams: Upstreams,
+    /// Paths forwarded without inspection. Everything not guarded and not listed gets 404.
+    pub passthrough: Vec<String>,
+    /// The request header that names the tenant; without it, the tenant is a hash of the API key.
+    pub tenant_header: String,
+    /// Sizes and timeouts.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            policies: PathBuf::from("policies"),
+            upstreams: Upstreams::default(),
+            passthrough: Vec::new(),
+            tenant_header: "x-warden-tenant".into(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// One upstream per API shape.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Upstreams {
+    /// For `/v1/chat/completions` and `/v1/completions`.
+    pub openai: Upstream,
+    /// For `/v1/messages`.
+    pub anthropic: Upstream,
+}
+
+impl Default for Upstreams {
+    fn default() -> Self {
+        Self {
+            openai: Upstream { url: "https://api.openai.com".into(), api_key_env: None },
+            anthropic: Upstream { url: "https://api.anthropic.com".into(), api_key_env: None },
+        }
+    }
+}
+
+/// An upstream provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    /// Base URL (scheme, host, optional port and path prefix); the request path is appended.
+    pub url: String,
+    /// If set, the name of an environment variable holding an API key that replaces the
+    /// client's own credentials upstream. The key itself never appears in the config or logs.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+}
+
+/// Sizes and timeouts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body as sent (413 above).
+    pub max_body_bytes: usize,
+    /// Largest request body once decompressed (413 above).
+    pub max_decompressed_bytes: usize,
+    /// Largest non-streamed upstream answer (502 above).
+    pub max_response_bytes: usize,
+    /// Largest request head (HTTP/1 buffer, HTTP/2 header list).
+    pub max_header_bytes: usize,
+    /// Time a client has to send its request head; also closes idle keep-alive connections.
+    pub header_read_timeout_ms: u64,
+    /// Time a client has to send its request body (408 above).
+    pub body_read_timeout_ms: u64,
+    /// Time to connect to the upstream (502 above).
+    pub connect_timeout_ms: u64,
+    /// Time from sending the request to the upstream's response head (504 above).
+    pub response_timeout_ms: u64,
+    /// Longest silence between two pieces of an upstream answer (504, or an error event).
+    pub stream_idle_timeout_ms: u64,
+    /// Longest a whole exchange may take.
+    pub total_timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 4 << 20,
+            max_decompressed_bytes: 16 << 20,
+            max_response_bytes: 32 << 20,
+            max_header_bytes: 64 << 10,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 30_000,
+            connect_timeout_ms: 5_000,
+            response_timeout_ms: 120_000,
+            stream_idle_timeout_ms: 60_000,
+            total_timeout_ms: 600_000,
+        }
+    }
+}
+
+impl Limits {
+    /// As a [`Duration`].
+    pub fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+}
+
+/// The configuration file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read the config file: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line and column.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads a config file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let mut c: Config = serde_yaml::from_str(&text)
+            .map_err(|e| ConfigError::Invalid { path: path.into(), message: e.to_string() })?;
+        // A relative policy directory is relative to the config file.
+        if c.policies.is_relative() {
+            if let Some(dir) = path.parent() {
+                c.policies = dir.join(&c.policies);
+            }
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_are_errors() {
+        let e = serde_yaml::from_str::<Config>("listen: 127.0.0.1:1\nlimts: {}\n").unwrap_err();
+        assert!(e.to_string().contains("limts"), "{e}");
+    }
+
+    #[test]
+    fn partial_limits_keep_defaults() {
+        let c: Config = serde_yaml::from_str("limits: { max_body_bytes: 10 }").unwrap();
+        assert_eq!(c.limits.max_body_bytes, 10);
+        assert_eq!(c.limits.connect_timeout_ms, Limits::default().connect_timeout_ms);
+    }
+}

@@ -1,0 +1,354 @@
+//! One request from `route` to `record`: the spine of DESIGN.md, in the order it runs.
+//!
+//! [`handle`] is the entry point hyper calls. It wraps [`exchange`] (the stages) with the total
+//! timeout, the provider-shaped error answer, the `x-warden-*` headers and the record.
+
+use crate::adapter::{self, Api};
+use crate::body;
+use crate::channel;
+use crate::config::{Config, Limits};
+use crate::record::Record;
+use crate::respond::{self, full, ProxyBody, ProxyError};
+use crate::route::{self, Route};
+use crate::stream_guard::{StreamGuard, StreamTarget};
+use crate::upstream::{self, Upstreams};
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::convert::Infallible;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+use warden_core::decision::redact;
+use warden_core::{Action, Decision, Phase, Provider, Role};
+use warden_policy::{PolicySet, Target};
+
+/// What every request shares: the configuration, the active policy set (swapped atomically on
+/// reload) and the upstream connection pool.
+pub struct Shared {
+    /// The configuration.
+    pub config: Config,
+    /// The active policy set.
+    pub policies: ArcSwap<PolicySet>,
+    /// The upstream client.
+    pub upstreams: Upstreams,
+    /// Policy reloads that failed (the old set kept serving).
+    pub reload_failures: AtomicU64,
+}
+
+/// The header naming the decision: `allow`, `flag`, `redact`, `block`, or `error` when the
+/// request failed before a decision.
+pub const DECISION_HEADER: &str = "x-warden-decision";
+/// The header carrying the request id, which the record carries too.
+pub const REQUEST_ID_HEADER: &str = "x-warden-request-id";
+
+fn set_decision(r: &mut Response<ProxyBody>, a: Action) {
+    r.headers_mut().insert(DECISION_HEADER, HeaderValue::from_static(a.as_str()));
+}
+
+/// Serves one request. Never fails: every error becomes an answer in the provider's shape.
+pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
+    let request_id = format!("req_{}", uuid::Uuid::new_v4().simple());
+    let path = req.uri().path().to_string();
+    let provider = route::provider_hint(&path, req.headers());
+    let mut record = Record::start(request_id.clone(), req.method().as_str(), &path);
+    let total = Limits::ms(shared.config.limits.total_timeout_ms);
+    let result = match tokio::time::timeout(total, exchange(&shared, req, &mut record)).await {
+        Ok(r) => r,
+        Err(_) => Err(ProxyError::GatewayTimeout(format!(
+            "the exchange took longer than {total:?} (limits.total_timeout_ms)"
+        ))),
+    };
+    let mut resp = match result {
+        Ok(r) => r,
+        Err(e) => {
+            record.fail(if e.status().is_server_error() { "failed" } else { "rejected" }, e.to_string());
+            let mut r = e.to_response(provider);
+            r.headers_mut().insert(DECISION_HEADER, HeaderValue::from_static("error"));
+            r
+        }
+    };
+    if record.data().status == 0 {
+        record.data().status = resp.status().as_u16();
+    }
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    Ok(resp)
+}
+
+/// The tenant: the configured header's value, else a hash of the API key (never the key), else
+/// `anonymous`.
+pub fn tenant(headers: &HeaderMap, tenant_header: &str) -> String {
+    if let Some(t) = headers.get(tenant_header).and_then(|v| v.to_str().ok()).filter(|t| !t.is_empty()) {
+        return t.chars().take(128).collect();
+    }
+    let key = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+    match key {
+        Some(k) if !k.is_empty() => format!("key-{}", &hex::encode(Sha256::digest(k.as_bytes()))[..16]),
+        _ => "anonymous".into(),
+    }
+}
+
+fn parse_json(raw: &[u8]) -> Result<Value, ProxyError> {
+    if let Err(e) = std::str::from_utf8(raw) {
+        return Err(ProxyError::BadRequest(format!(
+            "the request body is not valid UTF-8 (at byte {}); send JSON encoded as UTF-8",
+            e.valid_up_to()
+        )));
+    }
+    serde_json::from_slice(raw).map_err(|e| ProxyError::BadRequest(format!("the request body is not valid JSON: {e}")))
+}
+
+/// The stages of one guarded request: route, decode, guard(prompt), forward, guard(completion),
+/// respond. The record is filled in as it goes.
+async fn exchange(shared: &Shared, req: Request<Incoming>, rec: &mut Record) -> Result<Response<ProxyBody>, ProxyError> {
+    let (parts, body) = req.into_parts();
+    let limits = &shared.config.limits;
+
+    // route
+    let api = match route::resolve(&parts.method, parts.uri.path(), &parts.headers, &shared.config.passthrough)? {
+        Route::Passthrough(p) => return passthrough(shared, p, parts, body, rec).await,
+        Route::Guarded(api) => api,
+    };
+    let provider = api.provider();
+    rec.data().provider = Some(provider.as_str());
+
+    // decode
+    body::check_json_content_type(&parts.headers)?;
+    let raw = body::read_limited(body, &parts.headers, limits.max_body_bytes, Limits::ms(limits.body_read_timeout_ms)).await?;
+    let raw = body::decode_content(&parts.headers, raw, limits.max_decompressed_bytes)?;
+    let json = parse_json(&raw)?;
+    let request = adapter::decode_request(api, &json).map_err(|e| ProxyError::BadRequest(e.0))?;
+    let tenant = tenant(&parts.headers, &shared.config.tenant_header);
+    {
+        let d = rec.data();
+        d.model = Some(request.model.clone());
+        d.tenant = Some(tenant.clone());
+        d.stream = request.stream;
+    }
+    let policies = shared.policies.load_full();
+    let path = parts.uri.path().to_string();
+    let target = Target { provider, route: &path, model: &request.model, tenant: &tenant };
+
+    // guard(prompt)
+    let texts: Vec<(Role, &str)> = request.segments.iter().map(|s| (s.role, s.text.as_str())).collect();
+    let prompt = policies.evaluate(Phase::Prompt, &target, &texts);
+    rec.data().prompt = Some((&prompt).into());
+    rec.data().policy_digest = Some(policies.digest().to_string());
+    if let Some(hit) = prompt.blocking_hit() {
+        rec.data().outcome = "refused";
+        let mut r = respond::prompt_refusal(provider, hit);
+        set_decision(&mut r, Action::Block);
+        return Ok(r);
+    }
+    let upstream_body = if prompt.action == Action::Redact { redact_request(json, &request.segments, &prompt) } else { raw };
+
+    // forward
+    let pq = parts.uri.path_and_query().map_or(path.as_str(), |p| p.as_str()).to_string();
+    let resp = shared.upstreams.send(provider, parts.method.clone(), &pq, &parts.headers, upstream_body, &[]).await?;
+    let status = resp.status();
+    rec.data().upstream_status = Some(status.as_u16());
+    let headers = upstream::filter_headers(resp.headers(), &["content-encoding"]);
+    let is_sse = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+
+    if !status.is_success() {
+        // The provider's own error: passed through as it is.
+        let body = read_upstream(resp, limits).await?;
+        return Ok(response(status, headers, full(body), prompt.action));
+    }
+
+    // guard(completion), streamed: the stream guard runs in its own task.
+    if is_sse {
+        let target = StreamTarget { provider, route: path.clone(), model: request.model.clone(), tenant: tenant.clone() };
+        let guard = StreamGuard::new(api, Arc::clone(&policies), target);
+        let (tx, body) = channel::channel(32);
+        let idle = Limits::ms(limits.stream_idle_timeout_ms);
+        rec.data().status = status.as_u16();
+        tokio::spawn(pump(resp, guard, tx, rec.take(), idle));
+        return Ok(response(status, headers, body.boxed(), prompt.action));
+    }
+
+    // guard(completion), whole
+    let body = read_upstream(resp, limits).await?;
+    let (body, completion) = guard_completion(api, &policies, &target, body)?;
+    rec.data().completion = Some((&completion).into());
+    if completion.action == Action::Block {
+        rec.data().outcome = "refused";
+    }
+    Ok(response(status, headers, full(body), prompt.action.max(completion.action)))
+}
+
+fn response(status: http::StatusCode, headers: HeaderMap, body: ProxyBody, decision: Action) -> Response<ProxyBody> {
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    *r.headers_mut() = headers;
+    set_decision(&mut r, decision);
+    r
+}
+
+/// Writes the prompt's redactions back into the body, in place.
+fn redact_request(mut json: Value, segments: &[warden_core::Segment], d: &Decision) -> Bytes {
+    for (i, s) in segments.iter().enumerate() {
+        let spans = d.redactions(i);
+        if !spans.is_empty() {
+            adapter::set_string(&mut json, &s.origin, redact(&s.text, &spans));
+        }
+    }
+    Bytes::from(serde_json::to_vec(&json).unwrap_or_default())
+}
+
+/// Reads a whole upstream answer within the size limit and the idle timeout.
+async fn read_upstream(mut resp: reqwest::Response, limits: &crate::config::Limits) -> Result<Bytes, ProxyError> {
+    let idle = Limits::ms(limits.stream_idle_timeout_ms);
+    let mut buf = Vec::new();
+    loop {
+        match tokio::time::timeout(idle, resp.chunk()).await {
+            Err(_) => return Err(ProxyError::GatewayTimeout(format!("the upstream went silent for {idle:?} mid-answer (limits.stream_idle_timeout_ms)"))),
+            Ok(Err(e)) => return Err(ProxyError::BadGateway(format!("the upstream broke off its answer: {}", upstream::describe(&e)))),
+            Ok(Ok(None)) => return Ok(buf.into()),
+            Ok(Ok(Some(b))) => {
+                if buf.len() + b.len() > limits.max_response_bytes {
+                    return Err(ProxyError::BadGateway(format!(
+                        "the upstream's answer is larger than {} bytes (limits.max_response_bytes)",
+                        limits.max_response_bytes
+                    )));
+                }
+                buf.extend_from_slice(&b);
+            }
+        }
+    }
+}
+
+/// Judges a whole completion and withholds or redacts in place. An unchanged answer is returned
+/// byte for byte.
+fn guard_completion(api: Api, policies: &PolicySet, target: &Target<'_>, body: Bytes) -> Result<(Bytes, Decision), ProxyError> {
+    let mut json: Value = serde_json::from_slice(&body)
+        .map_err(|_| ProxyError::BadGateway("the upstream's answer is not JSON, so it cannot be inspected".into()))?;
+    let texts = adapter::completion_texts(api, &json);
+    let pairs: Vec<(Role, &str)> = texts.iter().map(|t| (t.segment.role, t.segment.text.as_str())).collect();
+    let d = policies.evaluate(Phase::Completion, target, &pairs);
+    match d.action {
+        Action::Block => {
+            let Some(hit) = d.blocking_hit() else { return Ok((body, d)) };
+            match api.provider() {
+                Provider::OpenAi => {
+                    let mut choices: Vec<usize> = hit.findings.iter().map(|f| texts[f.segment].choice).collect();
+                    if choices.is_empty() {
+                        // A detector error blocks every choice.
+                        choices = texts.iter().map(|t| t.choice).collect();
+                        choices.push(0);
+                    }
+                    adapter::openai::withhold(&mut json, &choices, hit);
+                }
+                Provider::Anthropic => adapter::anthropic::withhold(&mut json, hit),
+            }
+        }
+        Action::Redact => {
+            for (i, t) in texts.iter().enumerate() {
+                let spans = d.redactions(i);
+                if !spans.is_empty() {
+                    adapter::set_string(&mut json, &t.segment.origin, redact(&t.segment.text, &spans));
+                }
+            }
+        }
+        Action::Allow | Action::Flag => return Ok((body, d)),
+    }
+    Ok((Bytes::from(serde_json::to_vec(&json).unwrap_or_default()), d))
+}
+
+/// Moves a streamed answer from the upstream through the stream guard to the client.
+async fn pump(
+    mut resp: reqwest::Response,
+    mut guard: StreamGuard,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    mut rec: Record,
+    idle: Duration,
+) {
+    loop {
+        let out = match tokio::time::timeout(idle, resp.chunk()).await {
+            Ok(Ok(Some(b))) => guard.feed(&b),
+            Ok(Ok(None)) => guard.finish(),
+            Ok(Err(e)) => {
+                let m = format!("the upstream broke off the stream: {}", upstream::describe(&e));
+                rec.fail("failed", m.clone());
+                guard.fail(&m)
+            }
+            Err(_) => {
+                let m = format!("the upstream went silent for {idle:?} mid-stream (limits.stream_idle_timeout_ms)");
+                rec.fail("failed", m.clone());
+                guard.fail(&m)
+            }
+        };
+        let mut gone = false;
+        for b in out.send {
+            if tx.send(b).await.is_err() {
+                gone = true;
+                break;
+            }
+        }
+        if gone {
+            rec.fail("client_gone", "the client disconnected mid-stream");
+            break;
+        }
+        if out.done {
+            break;
+        }
+    }
+    let d = rec.data();
+    d.completion = Some(guard.decision().into());
+    d.withheld_bytes = guard.withheld_bytes();
+    if guard.decision().action == Action::Block && d.outcome == "answered" {
+        d.outcome = "refused";
+    }
+    if guard.dropped_events() > 0 && d.error.is_none() {
+        d.error = Some(format!("{} upstream events were not JSON and were dropped", guard.dropped_events()));
+    }
+}
+
+/// Forwards a request on a `passthrough` path without inspection.
+async fn passthrough(
+    shared: &Shared,
+    provider: Provider,
+    parts: http::request::Parts,
+    body: Incoming,
+    rec: &mut Record,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let limits = &shared.config.limits;
+    rec.data().provider = Some(provider.as_str());
+    let raw = body::read_limited(body, &parts.headers, limits.max_body_bytes, Limits::ms(limits.body_read_timeout_ms)).await?;
+    let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let resp = shared.upstreams.send(provider, parts.method.clone(), &pq, &parts.headers, raw, &[]).await?;
+    let status = resp.status();
+    rec.data().upstream_status = Some(status.as_u16());
+    let headers = upstream::filter_headers(resp.headers(), &["content-encoding"]);
+    let body = read_upstream(resp, limits).await?;
+    Ok(response(status, headers, full(body), Action::Allow))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_never_contains_the_key() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", "Bearer sk-secret-123".parse().unwrap());
+        let t = tenant(&h, "x-warden-tenant");
+        assert!(t.starts_with("key-") && !t.contains("secret"));
+        h.insert("x-warden-tenant", "team-a".parse().unwrap());
+        assert_eq!(tenant(&h, "x-warden-tenant"), "team-a");
+        assert_eq!(tenant(&HeaderMap::new(), "x-warden-tenant"), "anonymous");
+    }
+}

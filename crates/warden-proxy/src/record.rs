@@ -1,0 +1,162 @@
+//! The `record` stage: one structured line per request, written when the request is over,
+//! whichever way it ended (answered, refused, failed, or the client went away). Nothing is lost:
+//! the record is emitted when it is dropped, so a request that ends by a panic or a vanished
+//! client is recorded too.
+//!
+//! A record never holds prompt or completion text, an API key or an `Authorization` header: it
+//! holds the decision (policies, rules, detectors, labels of what matched, byte spans) and the
+//! tenant, which is a header value or a hash of the key.
+
+use serde::Serialize;
+use std::time::Instant;
+use warden_core::{Action, Decision};
+
+/// A decision, as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionRecord {
+    /// The strongest applied action.
+    pub action: Action,
+    /// Rules that fired.
+    pub rules: Vec<RuleRecord>,
+    /// Microseconds spent deciding.
+    pub elapsed_us: u64,
+}
+
+/// One rule that fired, as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleRecord {
+    /// `policy/rule`.
+    pub id: String,
+    /// The detector kind.
+    pub detector: &'static str,
+    /// Configured action.
+    pub action: Action,
+    /// Applied action (monitor caps at flag).
+    pub applied: Action,
+    /// `enforce` or `monitor`.
+    pub mode: warden_core::Mode,
+    /// What matched (phrases as listed, pattern sources, invisible classes).
+    pub labels: Vec<String>,
+    /// How many findings.
+    pub findings: usize,
+    /// The detector error, if it failed.
+    pub error: Option<String>,
+}
+
+impl From<&Decision> for DecisionRecord {
+    fn from(d: &Decision) -> Self {
+        DecisionRecord {
+            action: d.action,
+            elapsed_us: d.elapsed_us,
+            rules: d
+                .hits
+                .iter()
+                .map(|h| {
+                    let mut labels: Vec<String> = h.findings.iter().map(|f| f.label.clone()).collect();
+                    labels.dedup();
+                    RuleRecord {
+                        id: format!("{}/{}", h.policy, h.rule),
+                        detector: h.detector,
+                        action: h.action,
+                        applied: h.applied,
+                        mode: h.mode,
+                        labels,
+                        findings: h.findings.len(),
+                        error: h.error.clone(),
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Everything recorded about one request.
+#[derive(Debug, Serialize, Default)]
+pub struct RecordData {
+    /// The request id (also in `x-warden-request-id`).
+    pub request_id: String,
+    /// HTTP method.
+    pub method: String,
+    /// Request path.
+    pub path: String,
+    /// `openai` or `anthropic`.
+    pub provider: Option<&'static str>,
+    /// The model requested.
+    pub model: Option<String>,
+    /// The tenant (never the key).
+    pub tenant: Option<String>,
+    /// Whether the answer was streamed.
+    pub stream: bool,
+    /// The digest of the policy set that decided.
+    pub policy_digest: Option<String>,
+    /// The prompt decision.
+    pub prompt: Option<DecisionRecord>,
+    /// The completion decision.
+    pub completion: Option<DecisionRecord>,
+    /// Bytes of streamed completion withheld from the client by a block.
+    pub withheld_bytes: usize,
+    /// The upstream's status code.
+    pub upstream_status: Option<u16>,
+    /// The status sent to the client.
+    pub status: u16,
+    /// `answered`, `refused`, `failed` or `client_gone`.
+    pub outcome: &'static str,
+    /// What failed.
+    pub error: Option<String>,
+    /// Wall time in milliseconds.
+    pub duration_ms: f64,
+}
+
+/// A record in progress; emitted when dropped.
+pub struct Record {
+    data: RecordData,
+    started: Instant,
+    /// Moved to another owner by [`Record::take`]: this one emits nothing.
+    detached: bool,
+}
+
+impl Record {
+    /// Starts the record of a request.
+    pub fn start(request_id: String, method: &str, path: &str) -> Self {
+        Record {
+            data: RecordData {
+                request_id,
+                method: method.to_string(),
+                path: path.to_string(),
+                outcome: "answered",
+                ..Default::default()
+            },
+            started: Instant::now(),
+            detached: false,
+        }
+    }
+
+    /// The data, to fill in.
+    pub fn data(&mut self) -> &mut RecordData {
+        &mut self.data
+    }
+
+    /// Moves the record out (to the task that streams the answer); this one emits nothing.
+    pub fn take(&mut self) -> Record {
+        let data = std::mem::take(&mut self.data);
+        self.detached = true;
+        Record { data, started: self.started, detached: false }
+    }
+
+    /// Marks the request failed.
+    pub fn fail(&mut self, outcome: &'static str, error: impl Into<String>) {
+        let d = self.data();
+        d.outcome = outcome;
+        d.error = Some(error.into());
+    }
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        if !self.detached {
+            self.data.duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+            let line = serde_json::to_string(&self.data).unwrap_or_default();
+            tracing::info!(target: "warden::record", "{line}");
+        }
+    }
+}

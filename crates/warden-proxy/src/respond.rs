@@ -1,0 +1,132 @@
+//! The `respond` stage's vocabulary: response bodies, errors in the provider's own shape, and
+//! prompt refusals.
+//!
+//! Clients already handle their provider's errors, so Warden answers in them: an OpenAI client
+//! gets `{"error": {"message", "type", "param", "code"}}`, an Anthropic client gets
+//! `{"type": "error", "error": {"type", "message"}}`. A blocked prompt is a 400 with
+//! `code: "content_filter"` (OpenAI, as Azure OpenAI's content filter answers) or an
+//! `invalid_request_error` (Anthropic).
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use serde_json::{json, Value};
+use std::time::Duration;
+use warden_core::{Provider, RuleHit};
+
+/// The body type of every response Warden sends.
+pub type ProxyBody = BoxBody<Bytes, std::io::Error>;
+
+/// A whole body.
+pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+/// A JSON response.
+pub fn json_response(status: StatusCode, body: &Value) -> Response<ProxyBody> {
+    let mut r = Response::new(full(serde_json::to_vec(body).unwrap_or_default()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// Why a request could not be served. Each variant says what the client (or operator) can do.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// The request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No guarded or passthrough route has this path.
+    #[error("unknown path `{0}`: Warden guards POST /v1/chat/completions, /v1/completions and /v1/messages; other paths must be listed under `passthrough` in the config")]
+    NotFound(String),
+    /// The path is guarded but the method is not POST.
+    #[error("method {0} is not allowed on {1}; use POST")]
+    MethodNotAllowed(String, String),
+    /// The body is larger than the configured limit.
+    #[error("the request body is larger than {0} bytes (limits.max_body_bytes / max_decompressed_bytes)")]
+    TooLarge(usize),
+    /// The body's type or encoding cannot be inspected.
+    #[error("{0}")]
+    UnsupportedMedia(String),
+    /// The client was too slow to send its body.
+    #[error("the request body did not arrive within {0:?} (limits.body_read_timeout_ms)")]
+    ClientTimeout(Duration),
+    /// The upstream could not be reached or broke the exchange.
+    #[error("{0}")]
+    BadGateway(String),
+    /// The upstream did not answer in time.
+    #[error("{0}")]
+    GatewayTimeout(String),
+}
+
+impl ProxyError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::NotFound(_) => StatusCode::NOT_FOUND,
+            ProxyError::MethodNotAllowed(..) => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ProxyError::ClientTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// A short machine-readable code (OpenAI `error.code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProxyError::BadRequest(_) => "invalid_request",
+            ProxyError::NotFound(_) => "unknown_url",
+            ProxyError::MethodNotAllowed(..) => "method_not_allowed",
+            ProxyError::TooLarge(_) => "request_too_large",
+            ProxyError::UnsupportedMedia(_) => "unsupported_media_type",
+            ProxyError::ClientTimeout(_) => "request_timeout",
+            ProxyError::BadGateway(_) => "upstream_error",
+            ProxyError::GatewayTimeout(_) => "upstream_timeout",
+        }
+    }
+
+    /// The error in the provider's shape.
+    pub fn to_response(&self, provider: Provider) -> Response<ProxyBody> {
+        let status = self.status();
+        let message = self.to_string();
+        let body = match provider {
+            Provider::OpenAi => {
+                let kind = if status.is_server_error() { "server_error" } else { "invalid_request_error" };
+                json!({ "error": { "message": message, "type": kind, "param": null, "code": self.code() } })
+            }
+            Provider::Anthropic => {
+                let kind = match status {
+                    StatusCode::NOT_FOUND => "not_found_error",
+                    StatusCode::PAYLOAD_TOO_LARGE => "request_too_large",
+                    StatusCode::GATEWAY_TIMEOUT => "timeout_error",
+                    s if s.is_server_error() => "api_error",
+                    _ => "invalid_request_error",
+                };
+                json!({ "type": "error", "error": { "type": kind, "message": message } })
+            }
+        };
+        json_response(status, &body)
+    }
+}
+
+/// The refusal of a blocked prompt, in the provider's shape.
+pub fn prompt_refusal(provider: Provider, hit: &RuleHit) -> Response<ProxyBody> {
+    let message = crate::adapter::anthropic::refusal_message("prompt", hit);
+    let body = match provider {
+        Provider::OpenAi => json!({
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": "prompt",
+                "code": "content_filter",
+                "status": 400,
+                "innererror": crate::adapter::openai::filter_detail(hit),
+            }
+        }),
+        Provider::Anthropic => json!({ "type": "error", "error": { "type": "invalid_request_error", "message": message } }),
+    };
+    json_response(StatusCode::BAD_REQUEST, &body)
+}

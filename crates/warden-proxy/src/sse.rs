@@ -1,0 +1,195 @@
+//! An incremental Server-Sent Events parser.
+//!
+//! Upstream bytes arrive in chunks that may end anywhere: mid-line, between `\r` and `\n`, or
+//! inside a UTF-8 character. [`SseParser::feed`] buffers the incomplete tail and returns only
+//! whole events, each with its raw bytes (so an event the guard does not change is forwarded
+//! byte for byte) and its parsed `event` and `data` fields.
+
+use bytes::{Bytes, BytesMut};
+
+/// One whole SSE event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    /// The event exactly as received, blank line included.
+    pub raw: Bytes,
+    /// The `event:` field, if any.
+    pub event: Option<String>,
+    /// The `data:` lines joined with `\n` (empty if none).
+    pub data: String,
+}
+
+/// Splits a byte stream into SSE events.
+#[derive(Debug, Default)]
+pub struct SseParser {
+    buf: BytesMut,
+    /// Where the current event starts in `buf` is always 0; `scan` is how far lines were read.
+    scan: usize,
+    event: Option<String>,
+    data: Option<String>,
+}
+
+impl SseParser {
+    /// A parser with nothing buffered.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds a chunk; returns the events it completes.
+    pub fn feed(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
+        self.buf.extend_from_slice(chunk);
+        let mut out = Vec::new();
+        loop {
+            let rest = &self.buf[self.scan..];
+            let Some(nl) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else { break };
+            // A `\r` at the very end may be the first half of `\r\n`: wait for the next byte.
+            let term_len = if rest[nl] == b'\r' {
+                match rest.get(nl + 1) {
+                    None => break,
+                    Some(b'\n') => 2,
+                    Some(_) => 1,
+                }
+            } else {
+                1
+            };
+            let line_start = self.scan;
+            let line_end = self.scan + nl;
+            self.scan = line_end + term_len;
+            if line_end == line_start {
+                // Blank line: the event is complete.
+                let raw = self.buf.split_to(self.scan).freeze();
+                self.scan = 0;
+                let data = self.data.take();
+                let event = self.event.take();
+                if data.is_some() || event.is_some() {
+                    out.push(SseEvent { raw, event, data: data.unwrap_or_default() });
+                } else if !raw.iter().all(|b| *b == b'\n' || *b == b'\r') {
+                    // Comments only: forward as they are, with no data.
+                    out.push(SseEvent { raw, event: None, data: String::new() });
+                }
+                continue;
+            }
+            let line = String::from_utf8_lossy(&self.buf[line_start..line_end]).into_owned();
+            self.field(&line);
+        }
+        out
+    }
+
+    fn field(&mut self, line: &str) {
+        if line.starts_with(':') {
+            return;
+        }
+        let (name, value) = match line.find(':') {
+            Some(i) => {
+                let v = &line[i + 1..];
+                (&line[..i], v.strip_prefix(' ').unwrap_or(v))
+            }
+            None => (line, ""),
+        };
+        match name {
+            "event" => self.event = Some(value.to_string()),
+            "data" => match &mut self.data {
+                Some(d) => {
+                    d.push('\n');
+                    d.push_str(value);
+                }
+                None => self.data = Some(value.to_string()),
+            },
+            _ => {}
+        }
+    }
+
+    /// The stream ended: returns a last event left without its blank line, if it has data.
+    pub fn finish(&mut self) -> Option<SseEvent> {
+        if self.scan < self.buf.len() {
+            let tail = String::from_utf8_lossy(&self.buf[self.scan..]).into_owned();
+            let tail = tail.trim_end_matches(['\r', '\n']).to_string();
+            if !tail.is_empty() {
+                self.field(&tail);
+            }
+        }
+        let data = self.data.take();
+        let event = self.event.take();
+        let mut raw = self.buf.split().freeze().to_vec();
+        self.scan = 0;
+        if data.is_none() && event.is_none() {
+            return None;
+        }
+        raw.extend_from_slice(b"\n\n");
+        Some(SseEvent { raw: raw.into(), event, data: data.unwrap_or_default() })
+    }
+}
+
+/// Writes an event with an optional `event:` line and a one-line JSON `data:`.
+pub fn encode(event: Option<&str>, data: &str) -> Bytes {
+    let mut s = String::with_capacity(data.len() + 32);
+    if let Some(e) = event {
+        s.push_str("event: ");
+        s.push_str(e);
+        s.push('\n');
+    }
+    for line in data.split('\n') {
+        s.push_str("data: ");
+        s.push_str(line);
+        s.push('\n');
+    }
+    s.push('\n');
+    Bytes::from(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const STREAM: &str = "event: message_start\r\ndata: {\"a\":\"é😀\"}\r\n\r\n: keep-alive\n\ndata: line1\ndata: line2\n\ndata:[DONE]\r\rdata: {\"text\":\"日本語\"}\n\n";
+
+    fn collect(chunks: &[&[u8]]) -> Vec<SseEvent> {
+        let mut p = SseParser::new();
+        let mut v = Vec::new();
+        for c in chunks {
+            v.extend(p.feed(c));
+        }
+        v.extend(p.finish());
+        v
+    }
+
+    #[test]
+    fn parses_fields_and_keeps_raw_bytes() {
+        let ev = collect(&[STREAM.as_bytes()]);
+        assert_eq!(ev.len(), 5);
+        assert_eq!(ev[0].event.as_deref(), Some("message_start"));
+        assert_eq!(ev[0].data, "{\"a\":\"é😀\"}");
+        assert_eq!(&ev[0].raw[..], "event: message_start\r\ndata: {\"a\":\"é😀\"}\r\n\r\n".as_bytes());
+        assert_eq!(ev[1].data, "");
+        assert_eq!(ev[2].data, "line1\nline2");
+        assert_eq!(ev[3].data, "[DONE]");
+        assert_eq!(ev[4].data, "{\"text\":\"日本語\"}");
+        let joined: Vec<u8> = ev.iter().flat_map(|e| e.raw.to_vec()).collect();
+        assert_eq!(joined, STREAM.as_bytes());
+    }
+
+    #[test]
+    fn unterminated_last_event_is_delivered() {
+        let ev = collect(&[b"data: {\"x\":1}\n\ndata: tail"]);
+        assert_eq!(ev.len(), 2);
+        assert_eq!(ev[1].data, "tail");
+    }
+
+    proptest! {
+        /// Any chunking, even inside `\r\n` or a UTF-8 character, yields the same events.
+        #[test]
+        fn chunking_does_not_matter(cuts in proptest::collection::vec(0usize..STREAM.len(), 0..12)) {
+            let bytes = STREAM.as_bytes();
+            let mut points = cuts.clone();
+            points.sort();
+            points.dedup();
+            let mut chunks = Vec::new();
+            let mut prev = 0;
+            for p in points.into_iter().chain(std::iter::once(bytes.len())) {
+                chunks.push(&bytes[prev..p]);
+                prev = p;
+            }
+            prop_assert_eq!(collect(&chunks), collect(&[bytes]));
+        }
+    }
+}

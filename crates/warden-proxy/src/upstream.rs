@@ -1,0 +1,168 @@
+//! The `forward` stage: a pooled HTTP client to the providers (rustls for HTTPS, with the
+//! system's roots), header hygiene, credential pass-through or injection, and timeouts.
+
+use crate::config::{Config, Limits};
+use crate::respond::ProxyError;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use std::time::Duration;
+use warden_core::Provider;
+
+/// Headers that belong to one connection, not to the exchange (RFC 9110 section 7.6.1), and
+/// headers Warden sets itself.
+const HOP_BY_HOP: &[&str] = &[
+    "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
+    "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length",
+];
+
+/// Copies `from` without hop-by-hop headers (including those named in `Connection`) or `extra`.
+pub fn filter_headers(from: &HeaderMap, extra: &[&str]) -> HeaderMap {
+    let named: Vec<String> = from
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .collect();
+    let mut out = HeaderMap::with_capacity(from.len());
+    for (k, v) in from {
+        let n = k.as_str();
+        if HOP_BY_HOP.contains(&n) || extra.contains(&n) || named.iter().any(|x| x == n) {
+            continue;
+        }
+        out.append(k.clone(), v.clone());
+    }
+    out
+}
+
+struct Target {
+    base: String,
+    key: Option<HeaderValue>,
+}
+
+/// The upstream providers and the shared connection pool.
+pub struct Upstreams {
+    client: reqwest::Client,
+    openai: Target,
+    anthropic: Target,
+    response_timeout: Duration,
+}
+
+fn target(url: &str, key_env: &Option<String>, provider: Provider) -> Result<Target, String> {
+    let base = url.trim_end_matches('/').to_string();
+    reqwest::Url::parse(&base).map_err(|e| format!("upstreams.{provider}.url `{url}` is not a URL: {e}"))?;
+    let key = match key_env {
+        None => None,
+        Some(var) => {
+            let k = std::env::var(var).map_err(|_| {
+                format!("upstreams.{provider}.api_key_env names `{var}`, but that environment variable is not set")
+            })?;
+            let v = match provider {
+                Provider::OpenAi => format!("Bearer {k}"),
+                Provider::Anthropic => k,
+            };
+            let mut hv = HeaderValue::from_str(&v).map_err(|_| format!("the key in `{var}` is not a valid header value"))?;
+            hv.set_sensitive(true);
+            Some(hv)
+        }
+    };
+    Ok(Target { base, key })
+}
+
+impl Upstreams {
+    /// Builds the client. Fails with a message naming the config field at fault.
+    pub fn new(config: &Config) -> Result<Self, String> {
+        let l = &config.limits;
+        let client = reqwest::Client::builder()
+            .connect_timeout(Limits::ms(l.connect_timeout_ms))
+            .read_timeout(Limits::ms(l.stream_idle_timeout_ms))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| format!("cannot build the upstream client: {e}"))?;
+        Ok(Self {
+            client,
+            openai: target(&config.upstreams.openai.url, &config.upstreams.openai.api_key_env, Provider::OpenAi)?,
+            anthropic: target(&config.upstreams.anthropic.url, &config.upstreams.anthropic.api_key_env, Provider::Anthropic)?,
+            response_timeout: Limits::ms(l.response_timeout_ms),
+        })
+    }
+
+    /// Sends a request to the provider's upstream and waits for the response head.
+    /// Unreachable: 502; no head within `response_timeout_ms`: 504.
+    pub async fn send(
+        &self,
+        provider: Provider,
+        method: Method,
+        path_and_query: &str,
+        client_headers: &HeaderMap,
+        body: Bytes,
+        extra_headers: &[(HeaderName, HeaderValue)],
+    ) -> Result<reqwest::Response, ProxyError> {
+        let t = match provider {
+            Provider::OpenAi => &self.openai,
+            Provider::Anthropic => &self.anthropic,
+        };
+        let mut headers = filter_headers(client_headers, &["accept-encoding", "content-encoding"]);
+        // Ask for plain text: a compressed answer would have to be decoded before inspection.
+        headers.insert(http::header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        if let Some(k) = &t.key {
+            headers.remove(http::header::AUTHORIZATION);
+            headers.remove("x-api-key");
+            match provider {
+                Provider::OpenAi => headers.insert(http::header::AUTHORIZATION, k.clone()),
+                Provider::Anthropic => headers.insert("x-api-key", k.clone()),
+            };
+        }
+        for (k, v) in extra_headers {
+            headers.insert(k.clone(), v.clone());
+        }
+        let url = format!("{}{}", t.base, path_and_query);
+        let req = self.client.request(method, &url).headers(headers).body(body);
+        match tokio::time::timeout(self.response_timeout, req.send()).await {
+            Err(_) => Err(ProxyError::GatewayTimeout(format!(
+                "the {provider} upstream did not answer within {:?} (limits.response_timeout_ms)",
+                self.response_timeout
+            ))),
+            Ok(Err(e)) if e.is_timeout() => Err(ProxyError::GatewayTimeout(format!("the {provider} upstream timed out: {}", describe(&e)))),
+            Ok(Err(e)) => Err(ProxyError::BadGateway(format!("the {provider} upstream could not be reached: {}", describe(&e)))),
+            Ok(Ok(r)) => Ok(r),
+        }
+    }
+}
+
+/// An upstream error with its causes, without the URL's query (which could hold a key).
+pub fn describe(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    if let Some(u) = e.url() {
+        let mut bare = u.clone();
+        bare.set_query(None);
+        s = s.replace(u.as_str(), bare.as_str());
+    }
+    let mut src = std::error::Error::source(e);
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_are_dropped() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "x-secret-hop".parse().unwrap());
+        h.insert("x-secret-hop", "1".parse().unwrap());
+        h.insert("transfer-encoding", "chunked".parse().unwrap());
+        h.insert("authorization", "Bearer k".parse().unwrap());
+        h.insert("openai-organization", "org".parse().unwrap());
+        let out = filter_headers(&h, &[]);
+        assert!(out.get("x-secret-hop").is_none() && out.get("transfer-encoding").is_none());
+        assert!(out.get("authorization").is_some() && out.get("openai-organization").is_some());
+    }
+}
