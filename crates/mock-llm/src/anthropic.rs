@@ -69,10 +69,7 @@ pub(crate) fn message_events(a: &Answer<'_>, deltas: &[&str]) -> Vec<Event> {
             k > 0,
         ));
     }
-    events.push(Event::new(named_event(
-        "content_block_stop",
-        &json!({"type": "content_block_stop", "index": 0}),
-    )));
+    events.push(Event::new(named_event("content_block_stop", &json!({"type": "content_block_stop", "index": 0}))));
     events.push(Event::new(named_event(
         "message_delta",
         &json!({
@@ -81,10 +78,7 @@ pub(crate) fn message_events(a: &Answer<'_>, deltas: &[&str]) -> Vec<Event> {
             "usage": {"output_tokens": a.completion_tokens},
         }),
     )));
-    events.push(Event::new(named_event(
-        "message_stop",
-        &json!({"type": "message_stop"}),
-    )));
+    events.push(Event::new(named_event("message_stop", &json!({"type": "message_stop"}))));
     events
 }
 

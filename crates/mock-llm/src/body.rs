@@ -31,19 +31,11 @@ pub(crate) struct Event {
 
 impl Event {
     pub(crate) fn new(data: String) -> Self {
-        Self {
-            data: Bytes::from(data),
-            is_delta: false,
-            pause_before: false,
-        }
+        Self { data: Bytes::from(data), is_delta: false, pause_before: false }
     }
 
     pub(crate) fn delta(data: String, pause_before: bool) -> Self {
-        Self {
-            data: Bytes::from(data),
-            is_delta: true,
-            pause_before,
-        }
+        Self { data: Bytes::from(data), is_delta: true, pause_before }
     }
 }
 
@@ -87,27 +79,14 @@ impl MockBody {
         let len = data.len() as u64;
         let mut pieces = VecDeque::with_capacity(1);
         if !data.is_empty() {
-            pieces.push_back(Piece {
-                delay: Duration::ZERO,
-                data,
-            });
+            pieces.push_back(Piece { delay: Duration::ZERO, data });
         }
-        Self {
-            pieces,
-            sleep: None,
-            tail: Tail::End,
-            exact_len: Some(len),
-        }
+        Self { pieces, sleep: None, tail: Tail::End, exact_len: Some(len) }
     }
 
     /// A body of unknown length (chunked on HTTP/1.1) built from pieces.
     fn from_pieces(pieces: VecDeque<Piece>, abort: bool) -> Self {
-        Self {
-            pieces,
-            sleep: None,
-            tail: if abort { Tail::Abort } else { Tail::End },
-            exact_len: None,
-        }
+        Self { pieces, sleep: None, tail: if abort { Tail::Abort } else { Tail::End }, exact_len: None }
     }
 
     /// Non-streamed body that sends only the first `sent` bytes of `data`
@@ -129,38 +108,21 @@ impl MockBody {
     /// `byte_split` the concatenated byte stream is cut into pieces of that
     /// many bytes (1 ms apart); with `abort` the stream stops after half of
     /// the delta events and ends with an error.
-    pub(crate) fn events(
-        mut events: Vec<Event>,
-        delay: Duration,
-        byte_split: Option<usize>,
-        abort: bool,
-    ) -> Self {
+    pub(crate) fn events(mut events: Vec<Event>, delay: Duration, byte_split: Option<usize>, abort: bool) -> Self {
         if abort {
             let total = events.iter().filter(|e| e.is_delta).count();
             let cut = if total == 0 {
                 events.len() / 2
             } else {
                 // Keep everything before delta number `total / 2` (0-based).
-                events
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, e)| e.is_delta)
-                    .nth(total / 2)
-                    .map_or(events.len(), |(i, _)| i)
+                events.iter().enumerate().filter(|(_, e)| e.is_delta).nth(total / 2).map_or(events.len(), |(i, _)| i)
             };
             events.truncate(cut);
         }
         let pieces = match byte_split {
             None => events
                 .into_iter()
-                .map(|e| Piece {
-                    delay: if e.pause_before {
-                        delay
-                    } else {
-                        Duration::ZERO
-                    },
-                    data: e.data,
-                })
+                .map(|e| Piece { delay: if e.pause_before { delay } else { Duration::ZERO }, data: e.data })
                 .collect(),
             Some(n) => {
                 let mut buf = BytesMut::new();
@@ -187,10 +149,7 @@ fn split_bytes(data: Bytes, marks: &[(usize, Duration)], n: Option<usize>) -> Ve
         return pieces;
     }
     let Some(n) = n else {
-        pieces.push_back(Piece {
-            delay: Duration::ZERO,
-            data,
-        });
+        pieces.push_back(Piece { delay: Duration::ZERO, data });
         return pieces;
     };
     let n = n.max(1);
@@ -198,19 +157,12 @@ fn split_bytes(data: Bytes, marks: &[(usize, Duration)], n: Option<usize>) -> Ve
     let mut mark = 0;
     while start < data.len() {
         let end = (start + n).min(data.len());
-        let mut delay = if start == 0 {
-            Duration::ZERO
-        } else {
-            BYTE_SPLIT_PAUSE
-        };
+        let mut delay = if start == 0 { Duration::ZERO } else { BYTE_SPLIT_PAUSE };
         while mark < marks.len() && marks[mark].0 < end {
             delay += marks[mark].1;
             mark += 1;
         }
-        pieces.push_back(Piece {
-            delay,
-            data: data.slice(start..end),
-        });
+        pieces.push_back(Piece { delay, data: data.slice(start..end) });
         start = end;
     }
     pieces
@@ -220,10 +172,7 @@ impl Body for MockBody {
     type Data = Bytes;
     type Error = MockAbort;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.get_mut();
         loop {
             if let Some(sleep) = this.sleep.as_mut() {

@@ -40,33 +40,23 @@ pub(crate) struct Controls {
 
 impl Default for Controls {
     fn default() -> Self {
-        Self {
-            fault: Fault::None,
-            chunk: DEFAULT_CHUNK_CHARS,
-            delay: Duration::ZERO,
-            byte_split: None,
-            gzip: false,
-        }
+        Self { fault: Fault::None, chunk: DEFAULT_CHUNK_CHARS, delay: Duration::ZERO, byte_split: None, gzip: false }
     }
 }
 
 fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, String> {
     match h.get(name) {
         None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .map(|s| Some(s.trim()))
-            .map_err(|_| format!("{name}: header value is not ASCII")),
+        Some(v) => v.to_str().map(|s| Some(s.trim())).map_err(|_| format!("{name}: header value is not ASCII")),
     }
 }
 
 fn header_num(h: &HeaderMap, name: &str) -> Result<Option<u64>, String> {
     match header_str(h, name)? {
         None => Ok(None),
-        Some(s) => s
-            .parse::<u64>()
-            .map(Some)
-            .map_err(|_| format!("{name}: expected a non-negative integer, got {s:?}")),
+        Some(s) => {
+            s.parse::<u64>().map(Some).map_err(|_| format!("{name}: expected a non-negative integer, got {s:?}"))
+        }
     }
 }
 
@@ -118,10 +108,7 @@ mod tests {
 
     #[test]
     fn parse_controls() {
-        assert_eq!(
-            Controls::from_headers(&HeaderMap::new()).expect("ok"),
-            Controls::default()
-        );
+        assert_eq!(Controls::from_headers(&HeaderMap::new()).expect("ok"), Controls::default());
         let mut h = HeaderMap::new();
         h.insert("x-mock-fault", HeaderValue::from_static("reset-mid-stream"));
         h.insert("x-mock-chunk", HeaderValue::from_static("3"));

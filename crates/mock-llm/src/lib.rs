@@ -145,11 +145,7 @@ pub(crate) struct Answer<'a> {
 /// from the connection preface). Transient accept errors (connection reset,
 /// too many open files, ...) are retried; any other accept error is returned.
 pub async fn serve(listener: TcpListener, script: Script) -> std::io::Result<()> {
-    let state = Arc::new(State {
-        script,
-        last: Mutex::new(None),
-        seq: AtomicU64::new(1),
-    });
+    let state = Arc::new(State { script, last: Mutex::new(None), seq: AtomicU64::new(1) });
     let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
     loop {
         let stream = match listener.accept().await {
@@ -169,10 +165,7 @@ pub async fn serve(listener: TcpListener, script: Script) -> std::io::Result<()>
                 let state = state.clone();
                 async move { Ok::<_, Infallible>(handle(state, req).await) }
             });
-            if let Err(e) = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
                 tracing::debug!("connection ended with error: {e}");
             }
         });
@@ -181,15 +174,8 @@ pub async fn serve(listener: TcpListener, script: Script) -> std::io::Result<()>
 
 fn is_transient_accept_error(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
-    matches!(
-        e.kind(),
-        ConnectionAborted
-            | ConnectionReset
-            | ConnectionRefused
-            | Interrupted
-            | WouldBlock
-            | TimedOut
-    ) || matches!(e.raw_os_error(), Some(12 | 23 | 24 | 105))
+    matches!(e.kind(), ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted | WouldBlock | TimedOut)
+        || matches!(e.raw_os_error(), Some(12 | 23 | 24 | 105))
 }
 
 /// Binds `addr`, prints `listening on http://IP:PORT` to stdout (flushed), and
@@ -207,9 +193,7 @@ pub async fn run(addr: &str, script: Script) -> std::io::Result<()> {
 
 /// Starts the server in-process on `127.0.0.1:0` (for tests): returns the
 /// bound address and the serving task (abort it to stop the server).
-pub async fn spawn(
-    script: Script,
-) -> std::io::Result<(SocketAddr, JoinHandle<std::io::Result<()>>)> {
+pub async fn spawn(script: Script) -> std::io::Result<(SocketAddr, JoinHandle<std::io::Result<()>>)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     Ok((addr, tokio::spawn(serve(listener, script))))
@@ -224,12 +208,7 @@ enum ErrKind {
     Timeout,
 }
 
-fn error_response(
-    api: Api,
-    status: StatusCode,
-    kind: ErrKind,
-    message: &str,
-) -> Response<MockBody> {
+fn error_response(api: Api, status: StatusCode, kind: ErrKind, message: &str) -> Response<MockBody> {
     let body = match api {
         Api::AnthropicMessages => {
             let k = match kind {
@@ -256,18 +235,14 @@ fn error_response(
 fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<MockBody> {
     let mut resp = Response::new(MockBody::full(body));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 
 fn text_response(status: StatusCode, body: &'static str) -> Response<MockBody> {
     let mut resp = Response::new(MockBody::full(body));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     resp
 }
 
@@ -308,12 +283,7 @@ fn last_request(state: &State) -> Response<MockBody> {
         Err(poisoned) => poisoned.into_inner(),
     };
     let Some(last) = guard.as_ref() else {
-        return error_response(
-            Api::OpenAiChat,
-            StatusCode::NOT_FOUND,
-            ErrKind::NotFound,
-            "no request received yet",
-        );
+        return error_response(Api::OpenAiChat, StatusCode::NOT_FOUND, ErrKind::NotFound, "no request received yet");
     };
     let mut headers = serde_json::Map::new();
     for (name, value) in &last.headers {
@@ -353,19 +323,15 @@ async fn completion(state: &State, api: Api, req: Request<Incoming>) -> Response
         }
     };
     {
-        let record = LastRequest {
-            path: parts.uri.path().to_owned(),
-            headers: parts.headers.clone(),
-            body: body.clone(),
-        };
+        let record =
+            LastRequest { path: parts.uri.path().to_owned(), headers: parts.headers.clone(), body: body.clone() };
         let mut guard = match state.last.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
         *guard = Some(record);
     }
-    let bad_request =
-        |msg: &str| error_response(api, StatusCode::BAD_REQUEST, ErrKind::InvalidRequest, msg);
+    let bad_request = |msg: &str| error_response(api, StatusCode::BAD_REQUEST, ErrKind::InvalidRequest, msg);
 
     let controls = match Controls::from_headers(&parts.headers) {
         Ok(c) => c,
@@ -379,20 +345,10 @@ async fn completion(state: &State, api: Api, req: Request<Incoming>) -> Response
     match controls.fault {
         Fault::Stall => {
             tokio::time::sleep(STALL).await;
-            return error_response(
-                api,
-                StatusCode::GATEWAY_TIMEOUT,
-                ErrKind::Timeout,
-                "mock stalled",
-            );
+            return error_response(api, StatusCode::GATEWAY_TIMEOUT, ErrKind::Timeout, "mock stalled");
         }
         Fault::ServerError => {
-            return error_response(
-                api,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                ErrKind::Server,
-                "mock upstream failure",
-            )
+            return error_response(api, StatusCode::INTERNAL_SERVER_ERROR, ErrKind::Server, "mock upstream failure")
         }
         Fault::ResetMidStream | Fault::None => {}
     }
@@ -404,28 +360,17 @@ async fn completion(state: &State, api: Api, req: Request<Incoming>) -> Response
     };
     let n = match api {
         Api::AnthropicMessages => 1,
-        _ => json
-            .get("n")
-            .and_then(Value::as_u64)
-            .map_or(1, |n| n.clamp(1, 128) as usize),
+        _ => json.get("n").and_then(Value::as_u64).map_or(1, |n| n.clamp(1, 128) as usize),
     };
     let answer = Answer {
         seq: state.seq.fetch_add(1, Ordering::Relaxed),
-        created: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        model: json
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or("mock-1"),
+        created: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        model: json.get("model").and_then(Value::as_str).unwrap_or("mock-1"),
         text: &text,
         n,
         prompt_tokens: reply::count_tokens(&prompt),
         completion_tokens: reply::count_tokens(&text),
-        include_usage: json
-            .pointer("/stream_options/include_usage")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        include_usage: json.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false),
     };
     let reset = controls.fault == Fault::ResetMidStream;
 
@@ -436,12 +381,7 @@ async fn completion(state: &State, api: Api, req: Request<Incoming>) -> Response
             Api::OpenAiCompletions => openai::completion_events(&answer, &deltas),
             Api::AnthropicMessages => anthropic::message_events(&answer, &deltas),
         };
-        let mut resp = Response::new(MockBody::events(
-            events,
-            controls.delay,
-            controls.byte_split,
-            reset,
-        ));
+        let mut resp = Response::new(MockBody::events(events, controls.delay, controls.byte_split, reset));
         let h = resp.headers_mut();
         h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -488,10 +428,7 @@ async fn completion(state: &State, api: Api, req: Request<Incoming>) -> Response
 }
 
 fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(data.len() / 2 + 64),
-        flate2::Compression::fast(),
-    );
+    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(data.len() / 2 + 64), flate2::Compression::fast());
     enc.write_all(data)?;
     enc.finish()
 }

@@ -80,10 +80,8 @@ impl Script {
     /// Reads and parses a YAML script file.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ScriptError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ScriptError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ScriptError::Io { path: path.display().to_string(), source })?;
         Self::from_yaml(&text)
     }
 
@@ -94,10 +92,7 @@ impl Script {
 
     /// The reply of the first rule whose `when` occurs in `prompt`.
     pub fn reply_for(&self, prompt: &str) -> Option<&str> {
-        self.rules
-            .iter()
-            .find(|r| prompt.contains(r.when.as_str()))
-            .map(|r| r.reply.as_str())
+        self.rules.iter().find(|r| prompt.contains(r.when.as_str())).map(|r| r.reply.as_str())
     }
 }
 
@@ -109,18 +104,13 @@ pub struct BadReplyHeader;
 /// Chooses the reply text: header `x-mock-reply`, then header
 /// `x-mock-reply-b64`, then the first matching script rule, then
 /// [`DEFAULT_REPLY`].
-pub fn choose_reply(
-    headers: &HeaderMap,
-    script: &Script,
-    prompt: &str,
-) -> Result<String, BadReplyHeader> {
+pub fn choose_reply(headers: &HeaderMap, script: &Script, prompt: &str) -> Result<String, BadReplyHeader> {
     if let Some(v) = headers.get("x-mock-reply") {
         return Ok(String::from_utf8_lossy(v.as_bytes()).into_owned());
     }
     if let Some(v) = headers.get("x-mock-reply-b64") {
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(v.as_bytes().trim_ascii())
-            .map_err(|_| BadReplyHeader)?;
+        let raw =
+            base64::engine::general_purpose::STANDARD.decode(v.as_bytes().trim_ascii()).map_err(|_| BadReplyHeader)?;
         return String::from_utf8(raw).map_err(|_| BadReplyHeader);
     }
     if let Some(r) = script.reply_for(prompt) {
@@ -234,10 +224,7 @@ mod tests {
         let mut h = HeaderMap::new();
         let text = "línea 1\nline 2 ✓";
         let enc = base64::engine::general_purpose::STANDARD.encode(text);
-        h.insert(
-            "x-mock-reply-b64",
-            HeaderValue::from_str(&enc).expect("ascii"),
-        );
+        h.insert("x-mock-reply-b64", HeaderValue::from_str(&enc).expect("ascii"));
         assert_eq!(choose_reply(&h, &script(), "").expect("ok"), text);
 
         let mut bad = HeaderMap::new();
@@ -249,27 +236,15 @@ mod tests {
     fn reply_from_script_first_match() {
         let h = HeaderMap::new();
         let s = script();
-        assert_eq!(
-            choose_reply(&h, &s, "What is the capital of France?").expect("ok"),
-            "Paris."
-        );
-        assert_eq!(
-            choose_reply(&h, &s, "Tell me about France").expect("ok"),
-            "Second rule."
-        );
+        assert_eq!(choose_reply(&h, &s, "What is the capital of France?").expect("ok"), "Paris.");
+        assert_eq!(choose_reply(&h, &s, "Tell me about France").expect("ok"), "Second rule.");
     }
 
     #[test]
     fn reply_default() {
         let h = HeaderMap::new();
-        assert_eq!(
-            choose_reply(&h, &script(), "unrelated").expect("ok"),
-            DEFAULT_REPLY
-        );
-        assert_eq!(
-            choose_reply(&h, &Script::default(), "capital of France").expect("ok"),
-            DEFAULT_REPLY
-        );
+        assert_eq!(choose_reply(&h, &script(), "unrelated").expect("ok"), DEFAULT_REPLY);
+        assert_eq!(choose_reply(&h, &Script::default(), "capital of France").expect("ok"), DEFAULT_REPLY);
     }
 
     #[test]
@@ -319,10 +294,7 @@ mod tests {
                 ]}
             ]
         });
-        assert_eq!(
-            prompt_text(Api::AnthropicMessages, &anth),
-            "be nice\nhi\nresult text\nplain result\nmore"
-        );
+        assert_eq!(prompt_text(Api::AnthropicMessages, &anth), "be nice\nhi\nresult text\nplain result\nmore");
     }
 
     #[test]

@@ -20,10 +20,7 @@ struct RawResponse {
 
 impl RawResponse {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     fn json(&self) -> Value {
@@ -36,26 +33,16 @@ impl RawResponse {
 }
 
 async fn start() -> SocketAddr {
-    let script = Script::new(vec![ScriptRule {
-        when: "capital of France".into(),
-        reply: "Paris is the capital.".into(),
-    }]);
+    let script =
+        Script::new(vec![ScriptRule { when: "capital of France".into(), reply: "Paris is the capital.".into() }]);
     let (addr, _task) = mock_llm::spawn(script).await.expect("spawn");
     addr
 }
 
-async fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> RawResponse {
+async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> RawResponse {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
-        body.len()
-    );
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
     if !body.is_empty() {
         req.push_str("content-type: application/json\r\n");
     }
@@ -66,36 +53,25 @@ async fn request(
     req.push_str(body);
     stream.write_all(req.as_bytes()).await.expect("write");
     let mut raw = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
-        .await
-        .expect("response within 10s");
+    let read =
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw)).await.expect("response within 10s");
     // A reset may surface as an error after some bytes were read.
     let _ = read;
     parse_response(&raw)
 }
 
 fn parse_response(raw: &[u8]) -> RawResponse {
-    let head_end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("end of head");
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of head");
     let head = std::str::from_utf8(&raw[..head_end]).expect("ASCII head");
     let mut lines = head.split("\r\n");
     let status_line = lines.next().expect("status line");
-    let status: u16 = status_line
-        .split(' ')
-        .nth(1)
-        .expect("status code")
-        .parse()
-        .expect("numeric status");
+    let status: u16 = status_line.split(' ').nth(1).expect("status code").parse().expect("numeric status");
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
     let rest = &raw[head_end + 4..];
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+    let chunked = headers.iter().any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
     let (body, complete) = if chunked {
         dechunk(rest)
     } else {
@@ -108,12 +84,7 @@ fn parse_response(raw: &[u8]) -> RawResponse {
             None => (rest.to_vec(), true),
         }
     };
-    RawResponse {
-        status,
-        headers,
-        body,
-        complete,
-    }
+    RawResponse { status, headers, body, complete }
 }
 
 /// Decodes a chunked body; `complete` is true only if the 0-size chunk was seen.
@@ -124,8 +95,7 @@ fn dechunk(mut data: &[u8]) -> (Vec<u8>, bool) {
             return (out, false);
         };
         let size_str = std::str::from_utf8(&data[..eol]).expect("chunk size");
-        let size = usize::from_str_radix(size_str.split(';').next().unwrap_or("").trim(), 16)
-            .expect("hex chunk size");
+        let size = usize::from_str_radix(size_str.split(';').next().unwrap_or("").trim(), 16).expect("hex chunk size");
         data = &data[eol + 2..];
         if size == 0 {
             return (out, true);
@@ -172,10 +142,7 @@ async fn openai_chat_stream_event_sequence() {
         addr,
         "POST",
         "/v1/chat/completions",
-        &[
-            ("x-mock-reply", "héllo wörld, streamed"),
-            ("x-mock-chunk", "5"),
-        ],
+        &[("x-mock-reply", "héllo wörld, streamed"), ("x-mock-chunk", "5")],
         &body,
     )
     .await;
@@ -199,70 +166,39 @@ async fn openai_chat_stream_event_sequence() {
         assert_eq!(c["system_fingerprint"], "fp_mock");
         assert!(c["id"].as_str().expect("id").starts_with("chatcmpl-mock-"));
     }
-    assert_eq!(
-        chunks[0]["choices"][0]["delta"],
-        json!({"role": "assistant", "content": ""})
-    );
-    let text: String = chunks[1..6]
-        .iter()
-        .map(|c| {
-            c["choices"][0]["delta"]["content"]
-                .as_str()
-                .expect("content")
-        })
-        .collect();
+    assert_eq!(chunks[0]["choices"][0]["delta"], json!({"role": "assistant", "content": ""}));
+    let text: String =
+        chunks[1..6].iter().map(|c| c["choices"][0]["delta"]["content"].as_str().expect("content")).collect();
     assert_eq!(text, "héllo wörld, streamed");
-    assert_eq!(
-        chunks[1]["choices"][0]["delta"]["content"].as_str(),
-        Some("héllo")
-    );
+    assert_eq!(chunks[1]["choices"][0]["delta"]["content"].as_str(), Some("héllo"));
     assert_eq!(chunks[6]["choices"][0]["delta"], json!({}));
     assert_eq!(chunks[6]["choices"][0]["finish_reason"], "stop");
     assert_eq!(chunks[7]["choices"], json!([]));
-    assert_eq!(
-        chunks[7]["usage"],
-        json!({"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5})
-    );
+    assert_eq!(chunks[7]["usage"], json!({"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}));
 }
 
 #[tokio::test]
 async fn openai_chat_stream_n_interleaves() {
     let addr = start().await;
-    let body = json!({"model": "m", "stream": true, "n": 2, "messages": [{"role": "user", "content": "x"}]})
-        .to_string();
-    let resp = request(
-        addr,
-        "POST",
-        "/v1/chat/completions",
-        &[("x-mock-reply", "abcdef"), ("x-mock-chunk", "3")],
-        &body,
-    )
-    .await;
+    let body =
+        json!({"model": "m", "stream": true, "n": 2, "messages": [{"role": "user", "content": "x"}]}).to_string();
+    let resp =
+        request(addr, "POST", "/v1/chat/completions", &[("x-mock-reply", "abcdef"), ("x-mock-chunk", "3")], &body)
+            .await;
     let events = sse_events(&resp.text());
     let idx: Vec<(u64, String)> = events[..events.len() - 1]
         .iter()
         .map(|(_, d)| {
             let v: Value = serde_json::from_str(d).expect("json");
             let c = &v["choices"][0];
-            (
-                c["index"].as_u64().expect("index"),
-                c["delta"]["content"].as_str().unwrap_or("-").to_owned(),
-            )
+            (c["index"].as_u64().expect("index"), c["delta"]["content"].as_str().unwrap_or("-").to_owned())
         })
         .collect();
-    let expected: Vec<(u64, String)> = [
-        (0, ""),
-        (1, ""),
-        (0, "abc"),
-        (1, "abc"),
-        (0, "def"),
-        (1, "def"),
-        (0, "-"),
-        (1, "-"),
-    ]
-    .iter()
-    .map(|(i, s)| (*i, (*s).to_owned()))
-    .collect();
+    let expected: Vec<(u64, String)> =
+        [(0, ""), (1, ""), (0, "abc"), (1, "abc"), (0, "def"), (1, "def"), (0, "-"), (1, "-")]
+            .iter()
+            .map(|(i, s)| (*i, (*s).to_owned()))
+            .collect();
     assert_eq!(idx, expected);
 }
 
@@ -277,21 +213,11 @@ async fn anthropic_stream_event_sequence() {
         "messages": [{"role": "user", "content": "What is the capital of France?"}],
     })
     .to_string();
-    let resp = request(
-        addr,
-        "POST",
-        "/v1/messages",
-        &[("x-mock-chunk", "4")],
-        &body,
-    )
-    .await;
+    let resp = request(addr, "POST", "/v1/messages", &[("x-mock-chunk", "4")], &body).await;
     assert_eq!(resp.status, 200);
     assert!(resp.complete);
     let events = sse_events(&resp.text());
-    let names: Vec<&str> = events
-        .iter()
-        .map(|(n, _)| n.as_deref().expect("event name"))
-        .collect();
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_deref().expect("event name")).collect();
     let reply = "Paris is the capital.";
     let n_deltas = reply.chars().count().div_ceil(4);
     let mut expected = vec!["message_start", "content_block_start", "ping"];
@@ -312,10 +238,7 @@ async fn anthropic_stream_event_sequence() {
     assert_eq!(start["content"], json!([]));
     assert!(start["stop_reason"].is_null());
     // "You are terse.\nWhat is the capital of France?" = 9 words
-    assert_eq!(
-        start["usage"],
-        json!({"input_tokens": 9, "output_tokens": 1})
-    );
+    assert_eq!(start["usage"], json!({"input_tokens": 9, "output_tokens": 1}));
     let text: String = data[3..3 + n_deltas]
         .iter()
         .map(|v| {
@@ -337,8 +260,7 @@ async fn non_streamed_shapes() {
         "POST",
         "/v1/chat/completions",
         &[],
-        &json!({"model": "gpt-x", "n": 2, "messages": [{"role": "user", "content": "hi"}]})
-            .to_string(),
+        &json!({"model": "gpt-x", "n": 2, "messages": [{"role": "user", "content": "hi"}]}).to_string(),
     )
     .await;
     assert_eq!(chat.status, 200);
@@ -347,10 +269,7 @@ async fn non_streamed_shapes() {
     assert_eq!(v["model"], "gpt-x");
     assert_eq!(v["choices"].as_array().map(Vec::len), Some(2));
     assert_eq!(v["choices"][1]["index"], 1);
-    assert_eq!(
-        v["choices"][0]["message"]["content"],
-        mock_llm::DEFAULT_REPLY
-    );
+    assert_eq!(v["choices"][0]["message"]["content"], mock_llm::DEFAULT_REPLY);
     assert!(v["choices"][0]["message"]["refusal"].is_null());
     assert_eq!(v["usage"]["total_tokens"], 1 + 9);
 
@@ -372,7 +291,8 @@ async fn non_streamed_shapes() {
         "POST",
         "/v1/messages",
         &[],
-        &json!({"model": "claude", "max_tokens": 5, "messages": [{"role": "user", "content": "capital of France"}]}).to_string(),
+        &json!({"model": "claude", "max_tokens": 5, "messages": [{"role": "user", "content": "capital of France"}]})
+            .to_string(),
     )
     .await;
     let v = anth.json();
@@ -403,31 +323,14 @@ async fn misc_routes_and_errors() {
         json!({"type": "error", "error": {"type": "invalid_request_error", "message": r.json()["error"]["message"]}})
     );
 
-    let r = request(
-        addr,
-        "POST",
-        "/v1/chat/completions",
-        &[("x-mock-fault", "500")],
-        "{}",
-    )
-    .await;
+    let r = request(addr, "POST", "/v1/chat/completions", &[("x-mock-fault", "500")], "{}").await;
     assert_eq!(r.status, 500);
     assert_eq!(
         r.json(),
         json!({"error": {"message": "mock upstream failure", "type": "server_error", "param": null, "code": null}})
     );
-    let r = request(
-        addr,
-        "POST",
-        "/v1/messages",
-        &[("x-mock-fault", "500")],
-        "{}",
-    )
-    .await;
-    assert_eq!(
-        r.json(),
-        json!({"type": "error", "error": {"type": "api_error", "message": "mock upstream failure"}})
-    );
+    let r = request(addr, "POST", "/v1/messages", &[("x-mock-fault", "500")], "{}").await;
+    assert_eq!(r.json(), json!({"type": "error", "error": {"type": "api_error", "message": "mock upstream failure"}}));
 }
 
 #[tokio::test]
@@ -439,25 +342,18 @@ async fn last_request_is_recorded() {
         addr,
         "POST",
         "/v1/messages",
-        &[
-            ("authorization", "Bearer sk-test"),
-            ("accept-encoding", "gzip"),
-        ],
+        &[("authorization", "Bearer sk-test"), ("accept-encoding", "gzip")],
         r#"{"model":"m","messages":[{"role":"user","content":"[REDACTED]"}]}"#,
     )
     .await;
-    let v = request(addr, "GET", "/mock/last-request", &[], "")
-        .await
-        .json();
+    let v = request(addr, "GET", "/mock/last-request", &[], "").await.json();
     assert_eq!(v["path"], "/v1/messages");
     assert_eq!(v["headers"]["authorization"], "Bearer sk-test");
     assert_eq!(v["headers"]["accept-encoding"], "gzip");
     assert_eq!(v["body"]["messages"][0]["content"], "[REDACTED]");
 
     request(addr, "POST", "/v1/completions", &[], "not json at all").await;
-    let v = request(addr, "GET", "/mock/last-request", &[], "")
-        .await
-        .json();
+    let v = request(addr, "GET", "/mock/last-request", &[], "").await.json();
     assert_eq!(v["body"], "not json at all");
 }
 
@@ -474,9 +370,7 @@ async fn gzip_answer() {
     .await;
     assert_eq!(r.header("content-encoding"), Some("gzip"));
     let mut out = String::new();
-    flate2::read::GzDecoder::new(&r.body[..])
-        .read_to_string(&mut out)
-        .expect("gunzip");
+    flate2::read::GzDecoder::new(&r.body[..]).read_to_string(&mut out).expect("gunzip");
     let v: Value = serde_json::from_str(&out).expect("json");
     assert_eq!(v["choices"][0]["message"]["content"], "zipped");
 }
@@ -489,19 +383,13 @@ async fn byte_split_reassembles() {
         addr,
         "POST",
         "/v1/messages",
-        &[
-            ("x-mock-byte-split", "7"),
-            ("x-mock-reply", "日本語のテキストです"),
-        ],
+        &[("x-mock-byte-split", "7"), ("x-mock-reply", "日本語のテキストです")],
         body,
     )
     .await;
     assert!(r.complete);
     let events = sse_events(&r.text());
-    assert_eq!(
-        events.last().and_then(|e| e.0.as_deref()),
-        Some("message_stop")
-    );
+    assert_eq!(events.last().and_then(|e| e.0.as_deref()), Some("message_stop"));
     let text: String = events
         .iter()
         .filter(|(n, _)| n.as_deref() == Some("content_block_delta"))
@@ -520,11 +408,7 @@ async fn reset_mid_stream_is_not_a_clean_end() {
         addr,
         "POST",
         "/v1/chat/completions",
-        &[
-            ("x-mock-fault", "reset-mid-stream"),
-            ("x-mock-chunk", "2"),
-            ("x-mock-reply", "abcdefghij"),
-        ],
+        &[("x-mock-fault", "reset-mid-stream"), ("x-mock-chunk", "2"), ("x-mock-reply", "abcdefghij")],
         r#"{"model":"m","stream":true,"messages":[]}"#,
     )
     .await;
@@ -569,20 +453,12 @@ async fn delay_between_deltas() {
         addr,
         "POST",
         "/v1/completions",
-        &[
-            ("x-mock-delay-ms", "40"),
-            ("x-mock-reply", "aaaabbbbcccc"),
-            ("x-mock-chunk", "4"),
-        ],
+        &[("x-mock-delay-ms", "40"), ("x-mock-reply", "aaaabbbbcccc"), ("x-mock-chunk", "4")],
         r#"{"model":"m","stream":true,"prompt":"p"}"#,
     )
     .await;
     assert!(r.complete);
-    assert!(
-        t.elapsed() >= Duration::from_millis(80),
-        "{:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() >= Duration::from_millis(80), "{:?}", t.elapsed());
     let events = sse_events(&r.text());
     // 3 deltas + finish chunk + [DONE]
     assert_eq!(events.len(), 5);

@@ -60,16 +60,57 @@ pub fn invisible_class(c: char) -> Option<&'static str> {
 fn confusable(c: char) -> char {
     match c {
         // Cyrillic
-        'а' => 'a', 'в' => 'b', 'е' => 'e', 'ё' => 'e', 'һ' => 'h', 'н' => 'h', 'і' => 'i',
-        'ї' => 'i', 'ј' => 'j', 'к' => 'k', 'ӏ' => 'l', 'м' => 'm', 'о' => 'o', 'р' => 'p',
-        'ԛ' => 'q', 'ѕ' => 's', 'т' => 't', 'у' => 'y', 'ԝ' => 'w', 'х' => 'x', 'с' => 'c',
-        'ԁ' => 'd', 'ɡ' => 'g', 'ү' => 'y', 'ѵ' => 'v',
+        'а' => 'a',
+        'в' => 'b',
+        'е' => 'e',
+        'ё' => 'e',
+        'һ' => 'h',
+        'н' => 'h',
+        'і' => 'i',
+        'ї' => 'i',
+        'ј' => 'j',
+        'к' => 'k',
+        'ӏ' => 'l',
+        'м' => 'm',
+        'о' => 'o',
+        'р' => 'p',
+        'ԛ' => 'q',
+        'ѕ' => 's',
+        'т' => 't',
+        'у' => 'y',
+        'ԝ' => 'w',
+        'х' => 'x',
+        'с' => 'c',
+        'ԁ' => 'd',
+        'ɡ' => 'g',
+        'ү' => 'y',
+        'ѵ' => 'v',
         // Greek
-        'α' => 'a', 'β' => 'b', 'ε' => 'e', 'η' => 'h', 'ι' => 'i', 'κ' => 'k', 'μ' => 'm',
-        'ν' => 'n', 'ο' => 'o', 'ρ' => 'p', 'τ' => 't', 'υ' => 'y', 'χ' => 'x', 'γ' => 'y',
-        'ζ' => 'z', 'ω' => 'w', 'ϲ' => 'c', 'ϳ' => 'j',
+        'α' => 'a',
+        'β' => 'b',
+        'ε' => 'e',
+        'η' => 'h',
+        'ι' => 'i',
+        'κ' => 'k',
+        'μ' => 'm',
+        'ν' => 'n',
+        'ο' => 'o',
+        'ρ' => 'p',
+        'τ' => 't',
+        'υ' => 'y',
+        'χ' => 'x',
+        'γ' => 'y',
+        'ζ' => 'z',
+        'ω' => 'w',
+        'ϲ' => 'c',
+        'ϳ' => 'j',
         // Latin variants
-        'ı' => 'i', 'ȷ' => 'j', 'ɑ' => 'a', 'ʟ' => 'l', 'ɪ' => 'i', 'ꓲ' => 'i',
+        'ı' => 'i',
+        'ȷ' => 'j',
+        'ɑ' => 'a',
+        'ʟ' => 'l',
+        'ɪ' => 'i',
+        'ꓲ' => 'i',
         other => other,
     }
 }
@@ -191,12 +232,7 @@ impl Normalized {
     /// If `range` is out of bounds of the normalised text.
     pub fn original_span(&self, range: Range<usize>) -> Range<usize> {
         if range.is_empty() {
-            let at = self
-                .starts
-                .get(range.start)
-                .copied()
-                .or_else(|| self.ends.last().copied())
-                .unwrap_or(0) as usize;
+            let at = self.starts.get(range.start).copied().or_else(|| self.ends.last().copied()).unwrap_or(0) as usize;
             return at..at;
         }
         self.starts[range.start] as usize..self.ends[range.end - 1] as usize

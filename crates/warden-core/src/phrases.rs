@@ -164,14 +164,7 @@ impl PhraseSet {
             .stream_nfa
             .start_state(Anchored::No)
             .expect("an unanchored start state exists for an unanchored automaton");
-        PhraseStream {
-            set: Arc::clone(self),
-            state,
-            norm: Normalizer::new(),
-            fed: 0,
-            scanned: 0,
-            pending: Vec::new(),
-        }
+        PhraseStream { set: Arc::clone(self), state, norm: Normalizer::new(), fed: 0, scanned: 0, pending: Vec::new() }
     }
 }
 

@@ -92,12 +92,7 @@ pub fn digest_dir(dir: &Path) -> std::io::Result<String> {
 /// surrounding whitespace is trimmed.
 pub fn read_phrase_file(path: &Path) -> std::io::Result<Vec<String>> {
     let text = std::fs::read_to_string(path)?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_string)
-        .collect())
+    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string).collect())
 }
 
 impl PolicySet {
@@ -105,8 +100,7 @@ impl PolicySet {
     pub fn load(dir: &Path) -> Result<PolicySet, LoadErrors> {
         let fail = |m: String| LoadErrors(vec![LoadError { file: dir.to_path_buf(), message: m }]);
         let mut files = Vec::new();
-        walk(dir, &mut files)
-            .map_err(|e| fail(format!("cannot read the policy directory: {e}; check --policies")))?;
+        walk(dir, &mut files).map_err(|e| fail(format!("cannot read the policy directory: {e}; check --policies")))?;
         let digest = digest_dir(dir).map_err(|e| fail(format!("cannot read the policy directory: {e}")))?;
         let schema_dir = dir.join("schema");
         let mut errors = Vec::new();
@@ -162,10 +156,10 @@ fn compile_policy(spec: PolicyFile, base: &Path, source: PathBuf) -> Result<Poli
             Ok(detector) => rules.push(Rule {
                 id: r.id.clone(),
                 description: r.description.clone(),
-                phases: r.phases.as_ref().map_or_else(
-                    || vec![Phase::Prompt, Phase::Completion],
-                    |v| v.iter().map(|&p| p.into()).collect(),
-                ),
+                phases: r
+                    .phases
+                    .as_ref()
+                    .map_or_else(|| vec![Phase::Prompt, Phase::Completion], |v| v.iter().map(|&p| p.into()).collect()),
                 roles: r.roles.as_ref().map_or_else(
                     || vec![Role::System, Role::User, Role::Assistant, Role::Tool],
                     |v| v.iter().map(|&p| p.into()).collect(),
@@ -187,16 +181,14 @@ fn compile_policy(spec: PolicyFile, base: &Path, source: PathBuf) -> Result<Poli
 fn compile_rule(r: &RuleSpec, base: &Path) -> Result<Arc<dyn Detector>, String> {
     let count = [r.phrases.is_some(), r.patterns.is_some(), r.invisible.is_some()].iter().filter(|b| **b).count();
     if count != 1 {
-        return Err(format!(
-            "a rule needs exactly one detector (phrases, patterns or invisible), found {count}"
-        ));
+        return Err(format!("a rule needs exactly one detector (phrases, patterns or invisible), found {count}"));
     }
     if let Some(p) = &r.phrases {
         let mut phrases = p.list.clone();
         for f in &p.files {
             let path = base.join(f);
-            let more = read_phrase_file(&path)
-                .map_err(|e| format!("phrases: cannot read `{}`: {e}", path.display()))?;
+            let more =
+                read_phrase_file(&path).map_err(|e| format!("phrases: cannot read `{}`: {e}", path.display()))?;
             phrases.extend(more);
         }
         let set = PhraseSet::new(phrases, p.word_boundary).map_err(|e| format!("phrases: {e}"))?;

@@ -52,7 +52,13 @@ impl TextJudge {
 
     fn findings(&self, detector: &dyn Detector, hits: Vec<warden_core::Hit>) -> Vec<Finding> {
         hits.into_iter()
-            .map(|h| Finding { detector: detector.kind(), label: h.label, score: h.score, segment: self.index, span: h.span })
+            .map(|h| Finding {
+                detector: detector.kind(),
+                label: h.label,
+                score: h.score,
+                segment: self.index,
+                span: h.span,
+            })
             .collect()
     }
 
@@ -87,7 +93,13 @@ impl TextJudge {
             if !hits.is_empty() || error.is_some() {
                 let f = hits
                     .into_iter()
-                    .map(|h| Finding { detector: j.rule.detector.kind(), label: h.label, score: h.score, segment: self.index, span: h.span })
+                    .map(|h| Finding {
+                        detector: j.rule.detector.kind(),
+                        label: h.label,
+                        score: h.score,
+                        segment: self.index,
+                        span: h.span,
+                    })
                     .collect();
                 out.push(j.rule.hit(&j.policy, f, error));
             }

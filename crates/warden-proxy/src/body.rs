@@ -19,18 +19,23 @@ pub fn check_json_content_type(headers: &HeaderMap) -> Result<(), ProxyError> {
     if mime == "application/json" || mime.ends_with("+json") {
         Ok(())
     } else if mime.is_empty() {
-        Err(ProxyError::UnsupportedMedia("the request has no Content-Type; send `Content-Type: application/json`".into()))
+        Err(ProxyError::UnsupportedMedia(
+            "the request has no Content-Type; send `Content-Type: application/json`".into(),
+        ))
     } else {
         Err(ProxyError::UnsupportedMedia(format!("Content-Type `{mime}` is not supported; send `application/json`")))
     }
 }
 
 /// Reads the whole body, at most `limit` bytes, within `timeout`.
-pub async fn read_limited(body: Incoming, headers: &HeaderMap, limit: usize, timeout: Duration) -> Result<Bytes, ProxyError> {
-    if let Some(len) = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
+pub async fn read_limited(
+    body: Incoming,
+    headers: &HeaderMap,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, ProxyError> {
+    if let Some(len) =
+        headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
     {
         if len > limit as u64 {
             return Err(ProxyError::TooLarge(limit));

@@ -46,7 +46,12 @@ pub fn prepare(config: Config) -> Result<Arc<Shared>, String> {
     let _ = rustls_provider::install();
     let policies = PolicySet::load(&config.policies).map_err(|e| e.to_string())?;
     let upstreams = upstream::Upstreams::new(&config)?;
-    Ok(Arc::new(Shared { config, policies: ArcSwap::from_pointee(policies), upstreams, reload_failures: AtomicU64::new(0) }))
+    Ok(Arc::new(Shared {
+        config,
+        policies: ArcSwap::from_pointee(policies),
+        upstreams,
+        reload_failures: AtomicU64::new(0),
+    }))
 }
 
 /// Reloads the policy directory off the request path and swaps it in atomically; requests in

@@ -110,7 +110,11 @@ fn parse_json(raw: &[u8]) -> Result<Value, ProxyError> {
 
 /// The stages of one guarded request: route, decode, guard(prompt), forward, guard(completion),
 /// respond. The record is filled in as it goes.
-async fn exchange(shared: &Shared, req: Request<Incoming>, rec: &mut Record) -> Result<Response<ProxyBody>, ProxyError> {
+async fn exchange(
+    shared: &Shared,
+    req: Request<Incoming>,
+    rec: &mut Record,
+) -> Result<Response<ProxyBody>, ProxyError> {
     let (parts, body) = req.into_parts();
     let limits = &shared.config.limits;
 
@@ -124,7 +128,8 @@ async fn exchange(shared: &Shared, req: Request<Incoming>, rec: &mut Record) -> 
 
     // decode
     body::check_json_content_type(&parts.headers)?;
-    let raw = body::read_limited(body, &parts.headers, limits.max_body_bytes, Limits::ms(limits.body_read_timeout_ms)).await?;
+    let raw = body::read_limited(body, &parts.headers, limits.max_body_bytes, Limits::ms(limits.body_read_timeout_ms))
+        .await?;
     let raw = body::decode_content(&parts.headers, raw, limits.max_decompressed_bytes)?;
     let json = parse_json(&raw)?;
     let request = adapter::decode_request(api, &json).map_err(|e| ProxyError::BadRequest(e.0))?;
@@ -150,7 +155,8 @@ async fn exchange(shared: &Shared, req: Request<Incoming>, rec: &mut Record) -> 
         set_decision(&mut r, Action::Block);
         return Ok(r);
     }
-    let upstream_body = if prompt.action == Action::Redact { redact_request(json, &request.segments, &prompt) } else { raw };
+    let upstream_body =
+        if prompt.action == Action::Redact { redact_request(json, &request.segments, &prompt) } else { raw };
 
     // forward
     let pq = parts.uri.path_and_query().map_or(path.as_str(), |p| p.as_str()).to_string();
@@ -171,7 +177,8 @@ async fn exchange(shared: &Shared, req: Request<Incoming>, rec: &mut Record) -> 
 
     // guard(completion), streamed: the stream guard runs in its own task.
     if is_sse {
-        let target = StreamTarget { provider, route: path.clone(), model: request.model.clone(), tenant: tenant.clone() };
+        let target =
+            StreamTarget { provider, route: path.clone(), model: request.model.clone(), tenant: tenant.clone() };
         let guard = StreamGuard::new(api, Arc::clone(&policies), target);
         let (tx, body) = channel::channel(32);
         let idle = Limits::ms(limits.stream_idle_timeout_ms);
@@ -215,8 +222,17 @@ async fn read_upstream(mut resp: reqwest::Response, limits: &crate::config::Limi
     let mut buf = Vec::new();
     loop {
         match tokio::time::timeout(idle, resp.chunk()).await {
-            Err(_) => return Err(ProxyError::GatewayTimeout(format!("the upstream went silent for {idle:?} mid-answer (limits.stream_idle_timeout_ms)"))),
-            Ok(Err(e)) => return Err(ProxyError::BadGateway(format!("the upstream broke off its answer: {}", upstream::describe(&e)))),
+            Err(_) => {
+                return Err(ProxyError::GatewayTimeout(format!(
+                    "the upstream went silent for {idle:?} mid-answer (limits.stream_idle_timeout_ms)"
+                )))
+            }
+            Ok(Err(e)) => {
+                return Err(ProxyError::BadGateway(format!(
+                    "the upstream broke off its answer: {}",
+                    upstream::describe(&e)
+                )))
+            }
             Ok(Ok(None)) => return Ok(buf.into()),
             Ok(Ok(Some(b))) => {
                 if buf.len() + b.len() > limits.max_response_bytes {
@@ -233,7 +249,12 @@ async fn read_upstream(mut resp: reqwest::Response, limits: &crate::config::Limi
 
 /// Judges a whole completion and withholds or redacts in place. An unchanged answer is returned
 /// byte for byte.
-fn guard_completion(api: Api, policies: &PolicySet, target: &Target<'_>, body: Bytes) -> Result<(Bytes, Decision), ProxyError> {
+fn guard_completion(
+    api: Api,
+    policies: &PolicySet,
+    target: &Target<'_>,
+    body: Bytes,
+) -> Result<(Bytes, Decision), ProxyError> {
     let mut json: Value = serde_json::from_slice(&body)
         .map_err(|_| ProxyError::BadGateway("the upstream's answer is not JSON, so it cannot be inspected".into()))?;
     let texts = adapter::completion_texts(api, &json);
@@ -327,7 +348,8 @@ async fn passthrough(
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let limits = &shared.config.limits;
     rec.data().provider = Some(provider.as_str());
-    let raw = body::read_limited(body, &parts.headers, limits.max_body_bytes, Limits::ms(limits.body_read_timeout_ms)).await?;
+    let raw = body::read_limited(body, &parts.headers, limits.max_body_bytes, Limits::ms(limits.body_read_timeout_ms))
+        .await?;
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
     let resp = shared.upstreams.send(provider, parts.method.clone(), &pq, &parts.headers, raw, &[]).await?;
     let status = resp.status();

@@ -126,7 +126,9 @@ pub fn prompt_refusal(provider: Provider, hit: &RuleHit) -> Response<ProxyBody> 
                 "innererror": crate::adapter::openai::filter_detail(hit),
             }
         }),
-        Provider::Anthropic => json!({ "type": "error", "error": { "type": "invalid_request_error", "message": message } }),
+        Provider::Anthropic => {
+            json!({ "type": "error", "error": { "type": "invalid_request_error", "message": message } })
+        }
     };
     json_response(StatusCode::BAD_REQUEST, &body)
 }

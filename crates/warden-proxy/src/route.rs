@@ -17,7 +17,10 @@ pub enum Route {
 /// The provider a request looks like, for answering in its shape even when the path is unknown:
 /// `/v1/messages*` or an `anthropic-version` / `x-api-key` header means Anthropic.
 pub fn provider_hint(path: &str, headers: &HeaderMap) -> Provider {
-    if path.starts_with("/v1/messages") || headers.contains_key("anthropic-version") || headers.contains_key("x-api-key") {
+    if path.starts_with("/v1/messages")
+        || headers.contains_key("anthropic-version")
+        || headers.contains_key("x-api-key")
+    {
         Provider::Anthropic
     } else {
         Provider::OpenAi
@@ -56,9 +59,15 @@ mod tests {
     fn routes() {
         let h = HeaderMap::new();
         assert_eq!(resolve(&Method::POST, "/v1/messages", &h, &[]).unwrap(), Route::Guarded(Api::AnthropicMessages));
-        assert!(matches!(resolve(&Method::GET, "/v1/chat/completions", &h, &[]), Err(ProxyError::MethodNotAllowed(..))));
+        assert!(matches!(
+            resolve(&Method::GET, "/v1/chat/completions", &h, &[]),
+            Err(ProxyError::MethodNotAllowed(..))
+        ));
         assert!(matches!(resolve(&Method::GET, "/v1/models", &h, &[]), Err(ProxyError::NotFound(_))));
         let pass = vec!["/v1/models*".to_string()];
-        assert_eq!(resolve(&Method::GET, "/v1/models/gpt-4o", &h, &pass).unwrap(), Route::Passthrough(Provider::OpenAi));
+        assert_eq!(
+            resolve(&Method::GET, "/v1/models/gpt-4o", &h, &pass).unwrap(),
+            Route::Passthrough(Provider::OpenAi)
+        );
     }
 }

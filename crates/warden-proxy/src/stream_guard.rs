@@ -276,7 +276,10 @@ impl StreamGuard {
     fn release(&mut self, all: bool, out: &mut Output) {
         while let Some(front) = self.held.front() {
             let ready = all
-                || front.pieces.iter().all(|p| self.texts.get(&p.key).is_none_or(|t| p.range.end <= t.judge.safe_until()));
+                || front
+                    .pieces
+                    .iter()
+                    .all(|p| self.texts.get(&p.key).is_none_or(|t| p.range.end <= t.judge.safe_until()));
             if !ready {
                 break;
             }
@@ -288,7 +291,9 @@ impl StreamGuard {
     /// The event's bytes: as received, or rewritten where a redaction touches its text.
     fn render(&self, mut h: Held) -> Bytes {
         let touched = h.pieces.iter().any(|p| {
-            self.texts.get(&p.key).is_some_and(|t| t.redactions.iter().any(|r| r.start < p.range.end && p.range.start < r.end))
+            self.texts
+                .get(&p.key)
+                .is_some_and(|t| t.redactions.iter().any(|r| r.start < p.range.end && p.range.start < r.end))
         });
         let Some(json) = h.json.as_mut().filter(|_| touched) else { return h.raw };
         for p in &h.pieces {
@@ -369,3 +374,6 @@ enum EndEvent {
     Sse(SseEvent),
     Held(Box<Held>),
 }
+
+#[cfg(test)]
+mod tests;

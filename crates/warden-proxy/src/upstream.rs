@@ -11,8 +11,17 @@ use warden_core::Provider;
 /// Headers that belong to one connection, not to the exchange (RFC 9110 section 7.6.1), and
 /// headers Warden sets itself.
 const HOP_BY_HOP: &[&str] = &[
-    "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
-    "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
 ];
 
 /// Copies `from` without hop-by-hop headers (including those named in `Connection`) or `extra`.
@@ -61,7 +70,8 @@ fn target(url: &str, key_env: &Option<String>, provider: Provider) -> Result<Tar
                 Provider::OpenAi => format!("Bearer {k}"),
                 Provider::Anthropic => k,
             };
-            let mut hv = HeaderValue::from_str(&v).map_err(|_| format!("the key in `{var}` is not a valid header value"))?;
+            let mut hv =
+                HeaderValue::from_str(&v).map_err(|_| format!("the key in `{var}` is not a valid header value"))?;
             hv.set_sensitive(true);
             Some(hv)
         }
@@ -84,7 +94,11 @@ impl Upstreams {
         Ok(Self {
             client,
             openai: target(&config.upstreams.openai.url, &config.upstreams.openai.api_key_env, Provider::OpenAi)?,
-            anthropic: target(&config.upstreams.anthropic.url, &config.upstreams.anthropic.api_key_env, Provider::Anthropic)?,
+            anthropic: target(
+                &config.upstreams.anthropic.url,
+                &config.upstreams.anthropic.api_key_env,
+                Provider::Anthropic,
+            )?,
             response_timeout: Limits::ms(l.response_timeout_ms),
         })
     }
@@ -125,8 +139,12 @@ impl Upstreams {
                 "the {provider} upstream did not answer within {:?} (limits.response_timeout_ms)",
                 self.response_timeout
             ))),
-            Ok(Err(e)) if e.is_timeout() => Err(ProxyError::GatewayTimeout(format!("the {provider} upstream timed out: {}", describe(&e)))),
-            Ok(Err(e)) => Err(ProxyError::BadGateway(format!("the {provider} upstream could not be reached: {}", describe(&e)))),
+            Ok(Err(e)) if e.is_timeout() => {
+                Err(ProxyError::GatewayTimeout(format!("the {provider} upstream timed out: {}", describe(&e))))
+            }
+            Ok(Err(e)) => {
+                Err(ProxyError::BadGateway(format!("the {provider} upstream could not be reached: {}", describe(&e))))
+            }
             Ok(Ok(r)) => Ok(r),
         }
     }

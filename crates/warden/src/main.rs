@@ -136,7 +136,8 @@ fn main() -> Result<()> {
             let role = match role.as_deref() {
                 None if phase == Phase::Prompt => Role::User,
                 None => Role::Assistant,
-                Some(r) => Role::from_provider(r).with_context(|| format!("--role `{r}` is not one of system, user, assistant, tool"))?,
+                Some(r) => Role::from_provider(r)
+                    .with_context(|| format!("--role `{r}` is not one of system, user, assistant, tool"))?,
             };
             let text = match (text, file) {
                 (Some(t), None) => t,
@@ -145,7 +146,9 @@ fn main() -> Result<()> {
                     std::io::stdin().read_to_string(&mut s)?;
                     s
                 }
-                (None, Some(f)) => std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?,
+                (None, Some(f)) => {
+                    std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?
+                }
                 _ => anyhow::bail!("give the text as an argument or with --file (not both)"),
             };
             let set = PolicySet::load(&policies).map_err(|e| anyhow::anyhow!("{e}"))?;

