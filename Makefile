@@ -24,6 +24,7 @@ unit:
 
 policies: build
 	$(BIN)/warden validate policies
+	$(BIN)/warden test policies
 
 e2e: setup build
 	WARDEN_BIN=$(BIN)/warden MOCK_LLM_BIN=$(BIN)/mock-llm .venv/bin/python -m pytest tests/e2e -q

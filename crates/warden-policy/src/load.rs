@@ -1,11 +1,16 @@
-//! Loading a policy directory: read every `*.yaml` / `*.yml` file in the tree (except tests and
-//! the `schema/` folder), parse, resolve the files they reference, compile the detectors, and
-//! report every problem at once, each naming its file.
+//! Loading a policy directory: read every `*.yaml` / `*.yml` file in the tree (except the
+//! `schema/` folder), check it against the JSON Schema, parse, resolve and verify the files it
+//! references, compile the detectors, attach the tests, and report every problem at once, each
+//! naming its file, line and field.
 
-use crate::model::{PolicyFile, RuleSpec};
+use crate::model::{AssetSpec, PolicyFile, RuleSpec, TestFile, TestSpec};
+use crate::schema::{self, FileKind};
 use crate::set::{Matcher, Policy, PolicySet, Rule};
+use crate::sign::{self, VerifyingKey};
+use crate::yamlpos::Positions;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,15 +22,20 @@ use warden_core::{Detector, Phase, Role};
 /// One problem in a policy set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadError {
-    /// The file at fault.
+    /// The file at fault, relative to the policy directory.
     pub file: PathBuf,
+    /// Line and column (1-based), when known.
+    pub pos: Option<(usize, usize)>,
     /// What is wrong and how to fix it.
     pub message: String,
 }
 
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.file.display(), self.message)
+        match self.pos {
+            Some((l, c)) => write!(f, "{}:{l}:{c}: {}", self.file.display(), self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
     }
 }
 
@@ -45,16 +55,36 @@ impl fmt::Display for LoadErrors {
 
 impl std::error::Error for LoadErrors {}
 
-fn is_policy_file(p: &Path) -> bool {
-    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    (name.ends_with(".yaml") || name.ends_with(".yml"))
-        && !name.ends_with(".test.yaml")
-        && !name.ends_with(".test.yml")
-        && !name.starts_with('.')
+/// How to load.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// If set, the directory must carry a valid signature by this key (see [`crate::sign`]).
+    pub verify_key: Option<VerifyingKey>,
+}
+
+fn file_name(p: &Path) -> &str {
+    p.file_name().and_then(|n| n.to_str()).unwrap_or("")
+}
+
+fn is_yaml(p: &Path) -> bool {
+    let n = file_name(p);
+    n.ends_with(".yaml") || n.ends_with(".yml")
+}
+
+fn is_test_file(p: &Path) -> bool {
+    let n = file_name(p);
+    n.ends_with(".test.yaml") || n.ends_with(".test.yml")
+}
+
+/// The policy file a test file belongs to: `x.test.yaml` -> `x.yaml` (or `x.yml`).
+fn policy_of_test(p: &Path) -> [PathBuf; 2] {
+    let n = file_name(p);
+    let stem = n.trim_end_matches(".yaml").trim_end_matches(".yml").trim_end_matches(".test");
+    [p.with_file_name(format!("{stem}.yaml")), p.with_file_name(format!("{stem}.yml"))]
 }
 
 /// Every file under `dir`, sorted, skipping hidden entries.
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+pub(crate) fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
@@ -72,64 +102,139 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 /// The sha256 over every file of the directory (relative path and content), which names the exact
-/// policy files behind a decision.
+/// policy files behind a decision. Hidden files (the signature) are not part of it.
 pub fn digest_dir(dir: &Path) -> std::io::Result<String> {
-    let mut files = Vec::new();
-    walk(dir, &mut files)?;
     let mut h = Sha256::new();
-    for f in files {
-        let rel = f.strip_prefix(dir).unwrap_or(&f).to_string_lossy().replace('\\', "/");
-        let data = std::fs::read(&f)?;
+    for (rel, sha) in sign::manifest(dir)? {
         h.update((rel.len() as u64).to_le_bytes());
         h.update(rel.as_bytes());
-        h.update((data.len() as u64).to_le_bytes());
-        h.update(&data);
+        h.update(sha.as_bytes());
     }
     Ok(hex::encode(h.finalize()))
 }
 
 /// Reads a phrase file: one phrase a line; blank lines and lines starting with `#` are skipped;
 /// surrounding whitespace is trimmed.
-pub fn read_phrase_file(path: &Path) -> std::io::Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)?;
-    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string).collect())
+pub fn parse_phrase_file(text: &str) -> Vec<String> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string).collect()
+}
+
+/// Reads an asset and checks its pin.
+fn read_asset(base: &Path, a: &AssetSpec, field: &str) -> Result<Vec<u8>, String> {
+    let path = base.join(a.path());
+    let data = std::fs::read(&path).map_err(|e| format!("{field}: cannot read `{}`: {e}", a.path()))?;
+    if let Some(want) = a.sha256() {
+        let got = hex::encode(Sha256::digest(&data));
+        if got != want {
+            return Err(format!(
+                "{field}: `{}` has sha256 {got}, but the policy pins {want}; the file changed: review it, then update the pin",
+                a.path()
+            ));
+        }
+    }
+    Ok(data)
+}
+
+struct Parsed<T> {
+    spec: T,
+    positions: Positions,
+}
+
+/// Parses a YAML file and checks it against the schema.
+fn parse<T: serde::de::DeserializeOwned>(
+    text: &str,
+    kind: FileKind,
+    err: &mut dyn FnMut(Option<(usize, usize)>, String),
+) -> Option<Parsed<T>> {
+    let value: Value = match serde_yaml::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            let pos = e.location().map(|l| (l.line(), l.column()));
+            err(pos, format!("not valid YAML: {e}"));
+            return None;
+        }
+    };
+    let schema_errors = schema::check(kind, text, &value);
+    if !schema_errors.is_empty() {
+        for e in schema_errors {
+            err((e.line > 0).then_some((e.line, e.col)), e.message);
+        }
+        return None;
+    }
+    match serde_json::from_value::<T>(value) {
+        Ok(spec) => Some(Parsed { spec, positions: Positions::of(text) }),
+        Err(e) => {
+            err(None, e.to_string());
+            None
+        }
+    }
 }
 
 impl PolicySet {
     /// Loads and compiles every policy under `dir`. Fails with every problem found.
     pub fn load(dir: &Path) -> Result<PolicySet, LoadErrors> {
-        let fail = |m: String| LoadErrors(vec![LoadError { file: dir.to_path_buf(), message: m }]);
+        Self::load_with(dir, &LoadOptions::default())
+    }
+
+    /// Like [`PolicySet::load`], with options (a signature to verify).
+    pub fn load_with(dir: &Path, opts: &LoadOptions) -> Result<PolicySet, LoadErrors> {
+        let fail = |m: String| LoadErrors(vec![LoadError { file: dir.to_path_buf(), pos: None, message: m }]);
+        if let Some(key) = &opts.verify_key {
+            sign::verify_dir(dir, key).map_err(fail)?;
+        }
         let mut files = Vec::new();
         walk(dir, &mut files).map_err(|e| fail(format!("cannot read the policy directory: {e}; check --policies")))?;
         let digest = digest_dir(dir).map_err(|e| fail(format!("cannot read the policy directory: {e}")))?;
         let schema_dir = dir.join("schema");
+        let files: Vec<PathBuf> = files.into_iter().filter(|f| is_yaml(f) && !f.starts_with(&schema_dir)).collect();
+
         let mut errors = Vec::new();
-        let mut policies = Vec::new();
-        let mut names: HashSet<String> = HashSet::new();
-        for file in files.iter().filter(|f| is_policy_file(f) && !f.starts_with(&schema_dir)) {
-            let shown = file.strip_prefix(dir).unwrap_or(file).to_path_buf();
-            let mut err = |message: String| errors.push(LoadError { file: shown.clone(), message });
+        let shown = |f: &Path| f.strip_prefix(dir).unwrap_or(f).to_path_buf();
+
+        // Sibling test files first, so that each policy is compiled with its tests.
+        let mut extra_tests: HashMap<PathBuf, Vec<TestSpec>> = HashMap::new();
+        for file in files.iter().filter(|f| is_test_file(f)) {
+            let mut err = |pos, message| errors.push(LoadError { file: shown(file), pos, message });
             let text = match std::fs::read_to_string(file) {
                 Ok(t) => t,
                 Err(e) => {
-                    err(format!("cannot read: {e}"));
+                    err(None, format!("cannot read: {e}"));
                     continue;
                 }
             };
-            let spec: PolicyFile = match serde_yaml::from_str(&text) {
-                Ok(s) => s,
+            let Some(parsed) = parse::<TestFile>(&text, FileKind::Tests, &mut err) else { continue };
+            match policy_of_test(file).into_iter().find(|p| p.exists()) {
+                Some(p) => extra_tests.entry(p).or_default().extend(parsed.spec.tests),
+                None => err(None, "a test file needs its policy beside it (`x.test.yaml` tests `x.yaml`)".into()),
+            }
+        }
+
+        let mut policies = Vec::new();
+        let mut names: HashSet<String> = HashSet::new();
+        for file in files.iter().filter(|f| !is_test_file(f)) {
+            let rel = shown(file);
+            let mut err = |pos, message| errors.push(LoadError { file: rel.clone(), pos, message });
+            let text = match std::fs::read_to_string(file) {
+                Ok(t) => t,
                 Err(e) => {
-                    err(e.to_string());
+                    err(None, format!("cannot read: {e}"));
                     continue;
                 }
+            };
+            let Some(Parsed { mut spec, positions }) = parse::<PolicyFile>(&text, FileKind::Policy, &mut err) else {
+                continue;
             };
             if !names.insert(spec.name.clone()) {
-                err(format!("policy name `{}` is used by another file; names must be unique", spec.name));
+                err(
+                    positions.value("/name").map(|p| (p.line, p.col)),
+                    format!("name: policy name `{}` is used by another file; names must be unique", spec.name),
+                );
             }
+            spec.tests.extend(extra_tests.remove(file).unwrap_or_default());
             let base = file.parent().unwrap_or(dir);
-            match compile_policy(spec, base, shown.clone()) {
+            match compile_policy(spec, base, rel.clone(), &positions) {
                 Ok(p) => policies.push(p),
-                Err(msgs) => msgs.into_iter().for_each(&mut err),
+                Err(msgs) => msgs.into_iter().for_each(|(pos, m)| err(pos, m)),
             }
         }
         if !errors.is_empty() {
@@ -139,20 +244,23 @@ impl PolicySet {
     }
 }
 
-fn compile_policy(spec: PolicyFile, base: &Path, source: PathBuf) -> Result<Policy, Vec<String>> {
-    let mut errs = Vec::new();
-    let matcher = Matcher::new(&spec.matches).map_err(|e| vec![e])?;
+type Placed = (Option<(usize, usize)>, String);
+
+fn compile_policy(spec: PolicyFile, base: &Path, source: PathBuf, pos: &Positions) -> Result<Policy, Vec<Placed>> {
+    let at = |ptr: &str| pos.value(ptr).map(|p| (p.line, p.col));
+    let mut errs: Vec<Placed> = Vec::new();
+    let matcher = Matcher::new(&spec.matches).map_err(|e| vec![(at("/match"), e)])?;
     let mut ids = HashSet::new();
     let mut rules = Vec::new();
-    if spec.rules.is_empty() {
-        errs.push("`rules` is empty: a policy needs at least one rule".to_string());
-    }
-    for r in spec.rules {
+    for (i, r) in spec.rules.iter().enumerate() {
         if !ids.insert(r.id.clone()) {
-            errs.push(format!("rule `{}`: the id is used twice in this policy", r.id));
+            errs.push((
+                at(&format!("/rules/{i}/id")),
+                format!("rules[{i}].id: `{}` is used twice in this policy", r.id),
+            ));
             continue;
         }
-        match compile_rule(&r, base) {
+        match compile_rule(r, base) {
             Ok(detector) => rules.push(Rule {
                 id: r.id.clone(),
                 description: r.description.clone(),
@@ -167,39 +275,77 @@ fn compile_policy(spec: PolicyFile, base: &Path, source: PathBuf) -> Result<Poli
                 action: r.action.into(),
                 on_error: r.on_error,
                 mode: r.mode.unwrap_or(spec.mode).into(),
+                threshold: r.threshold.unwrap_or(0.0),
                 detector,
             }),
-            Err(e) => errs.push(format!("rule `{}`: {e}", r.id)),
+            Err(e) => errs.push((at(&format!("/rules/{i}")), format!("rules[{i}] `{}`: {e}", r.id))),
+        }
+    }
+    for (i, t) in spec.tests.iter().enumerate() {
+        if t.messages.is_empty() == t.text.is_none() {
+            errs.push((
+                at(&format!("/tests/{i}")),
+                format!("tests[{i}] `{}`: give either `messages` or `text`", t.name),
+            ));
+        }
+        for r in t.expect.rules.iter().flatten() {
+            if !ids.contains(r) {
+                errs.push((
+                    at(&format!("/tests/{i}/expect")),
+                    format!("tests[{i}] `{}`: expects rule `{r}`, which this policy does not have", t.name),
+                ));
+            }
         }
     }
     if !errs.is_empty() {
         return Err(errs);
     }
-    Ok(Policy { name: spec.name, description: spec.description, mode: spec.mode.into(), matcher, rules, source })
+    Ok(Policy {
+        name: spec.name,
+        description: spec.description,
+        mode: spec.mode.into(),
+        matcher,
+        rules,
+        tests: spec.tests,
+        source,
+    })
 }
 
 fn compile_rule(r: &RuleSpec, base: &Path) -> Result<Arc<dyn Detector>, String> {
-    let count = [r.phrases.is_some(), r.patterns.is_some(), r.invisible.is_some()].iter().filter(|b| **b).count();
+    let count = [r.phrases.is_some(), r.patterns.is_some(), r.invisible.is_some(), r.schema.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
     if count != 1 {
-        return Err(format!("a rule needs exactly one detector (phrases, patterns or invisible), found {count}"));
+        return Err(format!(
+            "a rule needs exactly one detector (phrases, patterns, invisible or schema), found {count}"
+        ));
     }
     if let Some(p) = &r.phrases {
         let mut phrases = p.list.clone();
-        for f in &p.files {
-            let path = base.join(f);
-            let more =
-                read_phrase_file(&path).map_err(|e| format!("phrases: cannot read `{}`: {e}", path.display()))?;
-            phrases.extend(more);
+        for (k, f) in p.files.iter().enumerate() {
+            let data = read_asset(base, f, &format!("phrases.files[{k}]"))?;
+            let text =
+                String::from_utf8(data).map_err(|_| format!("phrases.files[{k}]: `{}` is not UTF-8", f.path()))?;
+            phrases.extend(parse_phrase_file(&text));
         }
         let set = PhraseSet::new(phrases, p.word_boundary).map_err(|e| format!("phrases: {e}"))?;
         return Ok(Arc::new(PhraseDetector::new(set)));
     }
     if let Some(p) = &r.patterns {
-        if p.list.is_empty() {
-            return Err("patterns: the list is empty".into());
-        }
         let set = PatternSet::new(&p.list).map_err(|e| format!("patterns: {e}"))?;
         return Ok(Arc::new(PatternDetector::new(set, p.max_len.unwrap_or(DEFAULT_MAX_LEN))));
+    }
+    if let Some(s) = &r.schema {
+        let schema = match (&s.file, &s.inline) {
+            (Some(f), None) => {
+                let data = read_asset(base, f, "schema.file")?;
+                serde_json::from_slice(&data).map_err(|e| format!("schema.file: `{}` is not JSON: {e}", f.path()))?
+            }
+            (None, Some(v)) => v.clone(),
+            _ => return Err("schema: give either `file` or `inline`".into()),
+        };
+        return Ok(Arc::new(crate::json_schema::JsonSchemaDetector::new(&schema)?));
     }
     let classes = r.invisible.as_ref().and_then(|i| i.classes.as_deref());
     Ok(Arc::new(InvisibleDetector::new(classes).map_err(|e| format!("invisible: {e}"))?))

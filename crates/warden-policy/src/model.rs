@@ -30,6 +30,7 @@
 //! ```
 
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use warden_core::{Action, Mode, Phase, Role};
 
 /// One policy file.
@@ -49,6 +50,69 @@ pub struct PolicyFile {
     pub matches: MatchSpec,
     /// Its rules.
     pub rules: Vec<RuleSpec>,
+    /// Its unit tests (run by `warden test`).
+    #[serde(default)]
+    pub tests: Vec<TestSpec>,
+}
+
+/// A sibling `*.test.yaml` file: tests for the policy in the `.yaml` file of the same stem.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestFile {
+    /// The tests.
+    pub tests: Vec<TestSpec>,
+}
+
+/// One policy unit test: an input and the decision expected from this policy alone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestSpec {
+    /// What it checks, in words.
+    pub name: String,
+    /// Which phase the input is (default: prompt).
+    #[serde(default)]
+    pub phase: Option<PhaseName>,
+    /// The prompt's messages (or, for a completion, the texts of the answer).
+    #[serde(default)]
+    pub messages: Vec<MessageSpec>,
+    /// Shorthand for one message: a user message (prompt) or the assistant's answer (completion).
+    #[serde(default)]
+    pub text: Option<String>,
+    /// The model named in the request.
+    #[serde(default)]
+    pub model: String,
+    /// The API shape (default: openai).
+    #[serde(default)]
+    pub provider: Option<ProviderName>,
+    /// The tenant (default: `test`).
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Request headers, for policies that match on them.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// What the policy must decide.
+    pub expect: ExpectSpec,
+}
+
+/// One message of a test input.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageSpec {
+    /// Who wrote it.
+    pub role: RoleName,
+    /// The text.
+    pub content: String,
+}
+
+/// The expected decision.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectSpec {
+    /// The decision's action.
+    pub action: ActionName,
+    /// If given: exactly the ids of the rules that fire.
+    #[serde(default)]
+    pub rules: Option<Vec<String>>,
 }
 
 /// `enforce` or `monitor`, as written.
@@ -87,6 +151,9 @@ pub struct MatchSpec {
     /// Request paths.
     #[serde(default)]
     pub routes: Option<Vec<String>>,
+    /// Request header name to a glob its value must match.
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, String>>,
 }
 
 /// A provider name as written.
@@ -144,7 +211,7 @@ impl From<RoleName> for Role {
 }
 
 /// An action as written.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ActionName {
     /// Let through.
@@ -204,6 +271,9 @@ pub struct RuleSpec {
     /// Overrides the policy's mode.
     #[serde(default)]
     pub mode: Option<ModeName>,
+    /// Findings scoring below it are ignored (inline detectors score 1).
+    #[serde(default)]
+    pub threshold: Option<f32>,
     /// Trigger phrases.
     #[serde(default)]
     pub phrases: Option<PhrasesSpec>,
@@ -213,6 +283,54 @@ pub struct RuleSpec {
     /// Invisible characters (zero-width, bidi controls, tag characters).
     #[serde(default)]
     pub invisible: Option<InvisibleSpec>,
+    /// A JSON Schema the text must satisfy.
+    #[serde(default)]
+    pub schema: Option<SchemaSpec>,
+}
+
+/// A file a policy references, optionally pinned to its sha256.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum AssetSpec {
+    /// Just the path, relative to the policy file.
+    Path(String),
+    /// A path and the sha256 its content must have.
+    Pinned {
+        /// Relative to the policy file.
+        path: String,
+        /// Lowercase hex.
+        #[serde(default)]
+        sha256: Option<String>,
+    },
+}
+
+impl AssetSpec {
+    /// The path as written.
+    pub fn path(&self) -> &str {
+        match self {
+            AssetSpec::Path(p) | AssetSpec::Pinned { path: p, .. } => p,
+        }
+    }
+
+    /// The pinned digest, if any.
+    pub fn sha256(&self) -> Option<&str> {
+        match self {
+            AssetSpec::Path(_) => None,
+            AssetSpec::Pinned { sha256, .. } => sha256.as_deref(),
+        }
+    }
+}
+
+/// The `schema` detector: JSON Schema checks on structured output.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaSpec {
+    /// A schema file.
+    #[serde(default)]
+    pub file: Option<AssetSpec>,
+    /// A schema written inline.
+    #[serde(default)]
+    pub inline: Option<serde_json::Value>,
 }
 
 /// A phrase list.
@@ -222,9 +340,9 @@ pub struct PhrasesSpec {
     /// Phrases written inline.
     #[serde(default)]
     pub list: Vec<String>,
-    /// Files of phrases, relative to the policy file.
+    /// Files of phrases, relative to the policy file, optionally pinned by sha256.
     #[serde(default)]
-    pub files: Vec<String>,
+    pub files: Vec<AssetSpec>,
     /// Whether matches must sit on word boundaries.
     #[serde(default)]
     pub word_boundary: bool,

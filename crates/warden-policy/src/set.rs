@@ -1,8 +1,8 @@
 //! A compiled policy set: selecting the policies that match a request and evaluating their
 //! rules on whole texts.
 
-use crate::model::{MatchSpec, OnErrorName, ProviderName};
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use crate::model::{MatchSpec, OnErrorName, ProviderName, TestSpec};
+use globset::{Glob, GlobMatcher, GlobSet, GlobSetBuilder};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,6 +19,15 @@ pub struct Target<'a> {
     pub model: &'a str,
     /// The tenant.
     pub tenant: &'a str,
+    /// Request headers (name, value), for policies that match on them.
+    pub headers: &'a [(&'a str, &'a str)],
+}
+
+impl<'a> Target<'a> {
+    /// A target without headers.
+    pub fn new(provider: Provider, route: &'a str, model: &'a str, tenant: &'a str) -> Self {
+        Self { provider, route, model, tenant, headers: &[] }
+    }
 }
 
 /// Which traffic a policy applies to.
@@ -28,6 +37,7 @@ pub struct Matcher {
     models: Option<GlobSet>,
     tenants: Option<GlobSet>,
     routes: Option<Vec<String>>,
+    headers: Vec<(String, GlobMatcher)>,
 }
 
 fn globs(field: &str, list: &Option<Vec<String>>) -> Result<Option<GlobSet>, String> {
@@ -54,6 +64,16 @@ impl Matcher {
             models: globs("models", &spec.models)?,
             tenants: globs("tenants", &spec.tenants)?,
             routes: spec.routes.clone(),
+            headers: spec
+                .headers
+                .iter()
+                .flatten()
+                .map(|(name, g)| {
+                    Glob::new(g)
+                        .map(|g| (name.to_ascii_lowercase(), g.compile_matcher()))
+                        .map_err(|e| format!("match.headers.{name}: bad glob `{g}`: {e}"))
+                })
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -63,6 +83,10 @@ impl Matcher {
             && self.models.as_ref().is_none_or(|g| g.is_match(t.model))
             && self.tenants.as_ref().is_none_or(|g| g.is_match(t.tenant))
             && self.routes.as_ref().is_none_or(|r| r.iter().any(|r| r == t.route))
+            && self
+                .headers
+                .iter()
+                .all(|(name, g)| t.headers.iter().any(|(n, v)| n.eq_ignore_ascii_case(name) && g.is_match(v)))
     }
 }
 
@@ -83,6 +107,8 @@ pub struct Rule {
     pub on_error: OnErrorName,
     /// Its effective mode (its own, else its policy's).
     pub mode: Mode,
+    /// Findings scoring below it are ignored.
+    pub threshold: f32,
     /// The detector.
     pub detector: Arc<dyn Detector>,
 }
@@ -126,6 +152,8 @@ pub struct Policy {
     pub matcher: Matcher,
     /// Its rules, in file order.
     pub rules: Vec<Rule>,
+    /// Its unit tests (inline and from a sibling `*.test.yaml`).
+    pub tests: Vec<TestSpec>,
     /// The file it came from, relative to the policy directory.
     pub source: PathBuf,
 }
@@ -180,13 +208,15 @@ impl PolicySet {
                     continue;
                 }
                 match rule.detector.scan(&scans[i]) {
-                    Ok(hits) => findings.extend(hits.into_iter().map(|h| Finding {
-                        detector: rule.detector.kind(),
-                        label: h.label,
-                        score: h.score,
-                        segment: i,
-                        span: h.span,
-                    })),
+                    Ok(hits) => {
+                        findings.extend(hits.into_iter().filter(|h| h.score >= rule.threshold).map(|h| Finding {
+                            detector: rule.detector.kind(),
+                            label: h.label,
+                            score: h.score,
+                            segment: i,
+                            span: h.span,
+                        }))
+                    }
                     Err(e) => {
                         error = Some(e.0);
                         break;

@@ -50,8 +50,10 @@ impl TextJudge {
         &self.text
     }
 
-    fn findings(&self, detector: &dyn Detector, hits: Vec<warden_core::Hit>) -> Vec<Finding> {
+    fn findings(&self, rule: &crate::set::Rule, hits: Vec<warden_core::Hit>) -> Vec<Finding> {
+        let detector: &dyn Detector = rule.detector.as_ref();
         hits.into_iter()
+            .filter(|h| h.score >= rule.threshold)
             .map(|h| Finding {
                 detector: detector.kind(),
                 label: h.label,
@@ -71,8 +73,10 @@ impl TextJudge {
             let hits = scanner.push(piece);
             if !hits.is_empty() {
                 let j = &self.rules[i];
-                let f = self.findings(j.rule.detector.as_ref(), hits);
-                out.push(j.rule.hit(&j.policy, f, None));
+                let f = self.findings(&j.rule, hits);
+                if !f.is_empty() {
+                    out.push(j.rule.hit(&j.policy, f, None));
+                }
             }
         }
         out
@@ -80,27 +84,21 @@ impl TextJudge {
 
     /// The text has ended: settles pending matches and runs the whole-text rules.
     pub fn finish(&mut self) -> Vec<RuleHit> {
-        let mut out = Vec::new();
+        let mut results = Vec::new();
         let scan = ScanText::new(&self.text);
         for j in &mut self.rules {
-            let (hits, error) = match j.scanner.as_mut() {
+            results.push(match j.scanner.as_mut() {
                 Some(s) => (s.finish(), None),
                 None => match j.rule.detector.scan(&scan) {
                     Ok(h) => (h, None),
                     Err(e) => (Vec::new(), Some(e.0)),
                 },
-            };
-            if !hits.is_empty() || error.is_some() {
-                let f = hits
-                    .into_iter()
-                    .map(|h| Finding {
-                        detector: j.rule.detector.kind(),
-                        label: h.label,
-                        score: h.score,
-                        segment: self.index,
-                        span: h.span,
-                    })
-                    .collect();
+            });
+        }
+        let mut out = Vec::new();
+        for (j, (hits, error)) in self.rules.iter().zip(results) {
+            let f = self.findings(&j.rule, hits);
+            if !f.is_empty() || error.is_some() {
                 out.push(j.rule.hit(&j.policy, f, error));
             }
         }

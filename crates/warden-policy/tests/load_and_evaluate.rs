@@ -11,52 +11,79 @@ fn write(dir: &Path, name: &str, text: &str) {
 }
 
 fn target(model: &str) -> Target<'_> {
-    Target { provider: Provider::OpenAi, route: "/v1/chat/completions", model, tenant: "t" }
+    Target::new(Provider::OpenAi, "/v1/chat/completions", model, "t")
+}
+
+/// Each file of `tests/broken/` is a policy with one mistake; its first line says the message
+/// (and position) loading it must give: `# expect: LINE:COL: FIELD: message`.
+#[test]
+fn each_broken_policy_fails_with_its_message_and_position() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/broken");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&corpus).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let expect = text.lines().next().and_then(|l| l.strip_prefix("# expect: ")).expect("first line: # expect: ...");
+        let d = tempfile::tempdir().unwrap();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        write(d.path(), name, &text);
+        write(d.path(), "lists/t.txt", &std::fs::read_to_string(corpus.join("lists/t.txt")).unwrap());
+        let errs = PolicySet::load(d.path()).expect_err(name).0;
+        assert_eq!(errs.len(), 1, "{name}: {errs:#?}");
+        let shown = errs[0].to_string();
+        assert!(shown.starts_with(&format!("{name}:")), "{shown}");
+        assert!(shown.contains(expect), "{name}\n  expected to contain: {expect}\n  got: {shown}");
+        checked += 1;
+    }
+    assert!(checked >= 15, "the corpus has {checked} files");
 }
 
 #[test]
-fn every_error_is_listed_with_its_file_and_rule() {
+fn every_error_of_a_set_is_listed() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "a.yaml", "name: a\nrules:\n  - id: r\n    action: block\n    phrase: { list: [x] }\n");
     write(d.path(), "b.yaml", "name: b\nrules:\n  - id: r\n    action: block\n    phrases: { files: [missing.txt] }\n");
-    write(
-        d.path(),
-        "c.yaml",
-        "name: c\nrules:\n  - id: bad-re\n    action: flag\n    patterns: { list: ['(unclosed'] }\n",
-    );
-    write(
-        d.path(),
-        "d.yaml",
-        "name: d\nrules:\n  - id: two\n    action: flag\n    invisible: {}\n    phrases: { list: [x] }\n",
-    );
-    write(d.path(), "e.yaml", "name: e\nrules:\n  - id: x\n    action: explode\n    invisible: {}\n");
+    write(d.path(), "c.yaml", "name: c\nrules:\n  - id: r\n    action: explode\n    invisible: {}\n");
     let errs = PolicySet::load(d.path()).unwrap_err().0;
-    let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
-    assert_eq!(errs.len(), 5, "{text:#?}");
-    assert!(
-        text[0].starts_with("a.yaml: ") && text[0].contains("unknown field `phrase`") && text[0].contains("line 5"),
-        "{}",
-        text[0]
-    );
-    assert!(
-        text[1].starts_with("b.yaml: rule `r`: phrases: cannot read") && text[1].contains("missing.txt"),
-        "{}",
-        text[1]
-    );
-    assert!(text[2].starts_with("c.yaml: rule `bad-re`: patterns: pattern `(unclosed`"), "{}", text[2]);
-    assert!(text[3].contains("exactly one detector"), "{}", text[3]);
-    assert!(text[4].contains("unknown variant `explode`") && text[4].contains("block"), "{}", text[4]);
+    let files: Vec<String> = errs.iter().map(|e| e.file.display().to_string()).collect();
+    assert_eq!(files, ["a.yaml", "b.yaml", "c.yaml"]);
 }
 
 #[test]
-fn duplicate_names_and_rule_ids_are_refused() {
+fn sibling_test_files_attach_to_their_policy() {
     let d = tempfile::tempdir().unwrap();
-    let p = "name: same\nrules:\n  - id: r\n    action: flag\n    invisible: {}\n  - id: r\n    action: flag\n    invisible: {}\n";
-    write(d.path(), "a.yaml", p);
-    write(d.path(), "sub/b.yaml", p);
-    let text = PolicySet::load(d.path()).unwrap_err().to_string();
-    assert!(text.contains("rule `r`: the id is used twice"), "{text}");
-    assert!(text.contains("policy name `same` is used by another file"), "{text}");
+    write(d.path(), "p.yaml", "name: p\nrules:\n  - id: r\n    action: block\n    phrases: { list: [BadMagic] }\n");
+    write(
+        d.path(),
+        "p.test.yaml",
+        "tests:\n  - name: t\n    text: BadMagic now\n    expect: { action: block, rules: [r] }\n",
+    );
+    write(d.path(), "orphan.test.yaml", "tests:\n  - name: t\n    text: x\n    expect: { action: allow }\n");
+    let errs = PolicySet::load(d.path()).unwrap_err().0;
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].to_string().starts_with("orphan.test.yaml: a test file needs its policy beside it"));
+    std::fs::remove_file(d.path().join("orphan.test.yaml")).unwrap();
+    let set = PolicySet::load(d.path()).unwrap();
+    assert_eq!(set.policies()[0].tests.len(), 1);
+}
+
+#[test]
+fn a_wrong_expectation_is_reported_with_a_diff() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "p.yaml",
+        "name: p\nrules:\n  - id: r\n    action: block\n    phrases: { list: [BadMagic] }\ntests:\n  - name: right\n    text: BadMagic\n    expect: { action: block, rules: [r] }\n  - name: wrong\n    text: BadMagic\n    expect: { action: allow }\n  - name: wrong rules\n    text: BadMagic\n    expect: { action: block, rules: [] }\n",
+    );
+    let set = PolicySet::load(d.path()).unwrap();
+    let out = warden_policy::testing::run_all(&set, None);
+    let verdicts: Vec<(&str, bool)> = out.iter().map(|o| (o.name.as_str(), o.passed)).collect();
+    assert_eq!(verdicts, [("right", true), ("wrong", false), ("wrong rules", false)]);
+    assert_eq!(out[1].diff.as_deref(), Some("expected: allow\n     got: block (rules: r)"));
+    assert_eq!(out[2].diff.as_deref(), Some("expected: block []\n     got: block [r]"));
 }
 
 #[test]

@@ -9,6 +9,9 @@
 //!   anthropic: { url: https://api.anthropic.com }
 //! passthrough: [/v1/models]     # unguarded paths forwarded as they are; others get 404
 //! tenant_header: x-warden-tenant
+//! verify_key: policy.pub         # optional: refuse an unsigned or tampered policy directory
+//! admin_listen: 127.0.0.1:9901   # optional: /healthz, /readyz, /policies, /metrics, POST /admin/reload
+//! watch_policies: true           # reload when a policy file changes
 //! limits:
 //!   max_body_bytes: 4194304
 //!   max_decompressed_bytes: 16777216
@@ -43,6 +46,14 @@ pub struct Config {
     pub tenant_header: String,
     /// Sizes and timeouts.
     pub limits: Limits,
+    /// A public key file: the policy directory must be signed by it (see `warden sign`).
+    pub verify_key: Option<PathBuf>,
+    /// Where the admin listener serves `/healthz`, `/readyz`, `/policies`, `/metrics` and
+    /// `POST /admin/reload`; off when unset. Keep it on a private address.
+    pub admin_listen: Option<SocketAddr>,
+    /// Reload the policies when a file in the directory changes (SIGHUP and `POST /admin/reload`
+    /// always work).
+    pub watch_policies: bool,
 }
 
 impl Default for Config {
@@ -54,6 +65,9 @@ impl Default for Config {
             passthrough: Vec::new(),
             tenant_header: "x-warden-tenant".into(),
             limits: Limits::default(),
+            verify_key: None,
+            admin_listen: None,
+            watch_policies: true,
         }
     }
 }
@@ -166,10 +180,13 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
         let mut c: Config = serde_yaml::from_str(&text)
             .map_err(|e| ConfigError::Invalid { path: path.into(), message: e.to_string() })?;
-        // A relative policy directory is relative to the config file.
-        if c.policies.is_relative() {
-            if let Some(dir) = path.parent() {
+        // Relative paths are relative to the config file.
+        if let Some(dir) = path.parent() {
+            if c.policies.is_relative() {
                 c.policies = dir.join(&c.policies);
+            }
+            if let Some(k) = c.verify_key.as_mut().filter(|k| k.is_relative()) {
+                *k = dir.join(&*k);
             }
         }
         Ok(c)

@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 
 pub mod adapter;
+pub mod admin;
 pub mod body;
 pub mod channel;
 pub mod config;
@@ -30,13 +31,14 @@ pub mod server;
 pub mod sse;
 pub mod stream_guard;
 pub mod upstream;
+pub mod watch;
 
 use arc_swap::ArcSwap;
 use proxy::Shared;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use warden_policy::PolicySet;
+use warden_policy::{LoadOptions, PolicySet};
 
 pub use config::Config;
 
@@ -44,13 +46,20 @@ pub use config::Config;
 pub fn prepare(config: Config) -> Result<Arc<Shared>, String> {
     // One TLS crypto provider for the process (ring: builds fast, no cmake).
     let _ = rustls_provider::install();
-    let policies = PolicySet::load(&config.policies).map_err(|e| e.to_string())?;
+    let verify_key = match &config.verify_key {
+        Some(p) => Some(warden_policy::sign::read_verifying_key(p)?),
+        None => None,
+    };
+    let load_options = LoadOptions { verify_key };
+    let policies = PolicySet::load_with(&config.policies, &load_options).map_err(|e| e.to_string())?;
     let upstreams = upstream::Upstreams::new(&config)?;
     Ok(Arc::new(Shared {
         config,
         policies: ArcSwap::from_pointee(policies),
         upstreams,
         reload_failures: AtomicU64::new(0),
+        reloads: AtomicU64::new(0),
+        load_options,
     }))
 }
 
@@ -58,14 +67,18 @@ pub fn prepare(config: Config) -> Result<Arc<Shared>, String> {
 /// flight finish on the set they started with. A bad set is refused, the old one keeps serving.
 pub async fn reload(shared: &Arc<Shared>) -> Result<String, String> {
     let dir = shared.config.policies.clone();
-    let loaded = tokio::task::spawn_blocking(move || PolicySet::load(&dir))
+    let opts = shared.load_options.clone();
+    let loaded = tokio::task::spawn_blocking(move || PolicySet::load_with(&dir, &opts))
         .await
         .map_err(|e| format!("the reload task failed: {e}"))?;
     match loaded {
         Ok(set) => {
             let digest = set.digest().to_string();
-            shared.policies.store(Arc::new(set));
-            tracing::info!(policy_digest = %digest, "policies reloaded");
+            if digest != shared.policies.load().digest() {
+                shared.policies.store(Arc::new(set));
+                shared.reloads.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(policy_digest = %digest, "policies reloaded");
+            }
             Ok(digest)
         }
         Err(e) => {
@@ -86,6 +99,16 @@ pub async fn run(config: Config, ready: impl FnOnce(SocketAddr)) -> Result<(), S
         .map_err(|e| format!("cannot listen on {listen}: {e} (set --listen or `listen:` in the config)"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%addr, policy_digest = %shared.policies.load().digest(), "warden listening");
+    if let Some(admin) = shared.config.admin_listen {
+        let l = tokio::net::TcpListener::bind(admin)
+            .await
+            .map_err(|e| format!("cannot listen on {admin} for the admin endpoints: {e} (admin_listen)"))?;
+        tracing::info!(addr = %l.local_addr().map_err(|e| e.to_string())?, "admin listening");
+        tokio::spawn(admin::serve(l, Arc::clone(&shared)));
+    }
+    if shared.config.watch_policies {
+        watch::spawn(Arc::clone(&shared))?;
+    }
     ready(addr);
     spawn_reload_on_sighup(Arc::clone(&shared));
     server::serve(listener, shared, shutdown_signal()).await;

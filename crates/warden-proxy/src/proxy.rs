@@ -38,6 +38,10 @@ pub struct Shared {
     pub upstreams: Upstreams,
     /// Policy reloads that failed (the old set kept serving).
     pub reload_failures: AtomicU64,
+    /// Policy reloads that swapped in a new set.
+    pub reloads: AtomicU64,
+    /// How policies are loaded (the signature to verify).
+    pub load_options: warden_policy::LoadOptions,
 }
 
 /// The header naming the decision: `allow`, `flag`, `redact`, `block`, or `error` when the
@@ -53,6 +57,7 @@ fn set_decision(r: &mut Response<ProxyBody>, a: Action) {
 /// Serves one request. Never fails: every error becomes an answer in the provider's shape.
 pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
     let request_id = format!("req_{}", uuid::Uuid::new_v4().simple());
+    let http1 = req.version() < http::Version::HTTP_2;
     let path = req.uri().path().to_string();
     let provider = route::provider_hint(&path, req.headers());
     let mut record = Record::start(request_id.clone(), req.method().as_str(), &path);
@@ -69,12 +74,17 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Respo
             record.fail(if e.status().is_server_error() { "failed" } else { "rejected" }, e.to_string());
             let mut r = e.to_response(provider);
             r.headers_mut().insert(DECISION_HEADER, HeaderValue::from_static("error"));
+            if http1 {
+                // The request body may be unread: the connection cannot be reused safely.
+                r.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
             r
         }
     };
     if record.data().status == 0 {
         record.data().status = resp.status().as_u16();
     }
+    record.finish("answered");
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
@@ -115,6 +125,7 @@ async fn exchange(
     req: Request<Incoming>,
     rec: &mut Record,
 ) -> Result<Response<ProxyBody>, ProxyError> {
+    let started = std::time::Instant::now();
     let (parts, body) = req.into_parts();
     let limits = &shared.config.limits;
 
@@ -142,7 +153,9 @@ async fn exchange(
     }
     let policies = shared.policies.load_full();
     let path = parts.uri.path().to_string();
-    let target = Target { provider, route: &path, model: &request.model, tenant: &tenant };
+    let header_pairs: Vec<(&str, &str)> =
+        parts.headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v))).collect();
+    let target = Target { provider, route: &path, model: &request.model, tenant: &tenant, headers: &header_pairs };
 
     // guard(prompt)
     let texts: Vec<(Role, &str)> = request.segments.iter().map(|s| (s.role, s.text.as_str())).collect();
@@ -177,13 +190,19 @@ async fn exchange(
 
     // guard(completion), streamed: the stream guard runs in its own task.
     if is_sse {
-        let target =
-            StreamTarget { provider, route: path.clone(), model: request.model.clone(), tenant: tenant.clone() };
+        let target = StreamTarget {
+            provider,
+            route: path.clone(),
+            model: request.model.clone(),
+            tenant: tenant.clone(),
+            headers: header_pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
         let guard = StreamGuard::new(api, Arc::clone(&policies), target);
         let (tx, body) = channel::channel(32);
         let idle = Limits::ms(limits.stream_idle_timeout_ms);
+        let deadline = tokio::time::Instant::from_std(started) + Limits::ms(limits.total_timeout_ms);
         rec.data().status = status.as_u16();
-        tokio::spawn(pump(resp, guard, tx, rec.take(), idle));
+        tokio::spawn(pump(resp, guard, tx, rec.take(), idle, deadline));
         return Ok(response(status, headers, body.boxed(), prompt.action));
     }
 
@@ -296,13 +315,20 @@ async fn pump(
     tx: tokio::sync::mpsc::Sender<Bytes>,
     mut rec: Record,
     idle: Duration,
+    deadline: tokio::time::Instant,
 ) {
     loop {
-        let out = match tokio::time::timeout(idle, resp.chunk()).await {
+        let wait = idle.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        let out = match tokio::time::timeout(wait, resp.chunk()).await {
             Ok(Ok(Some(b))) => guard.feed(&b),
             Ok(Ok(None)) => guard.finish(),
             Ok(Err(e)) => {
                 let m = format!("the upstream broke off the stream: {}", upstream::describe(&e));
+                rec.fail("failed", m.clone());
+                guard.fail(&m)
+            }
+            Err(_) if tokio::time::Instant::now() >= deadline => {
+                let m = "the exchange took longer than limits.total_timeout_ms; the stream was ended".to_string();
                 rec.fail("failed", m.clone());
                 guard.fail(&m)
             }
@@ -327,12 +353,13 @@ async fn pump(
             break;
         }
     }
+    if guard.decision().action == Action::Block {
+        rec.finish("refused");
+    }
+    rec.finish("answered");
     let d = rec.data();
     d.completion = Some(guard.decision().into());
     d.withheld_bytes = guard.withheld_bytes();
-    if guard.decision().action == Action::Block && d.outcome == "answered" {
-        d.outcome = "refused";
-    }
     if guard.dropped_events() > 0 && d.error.is_none() {
         d.error = Some(format!("{} upstream events were not JSON and were dropped", guard.dropped_events()));
     }

@@ -99,7 +99,7 @@ pub struct RecordData {
     pub upstream_status: Option<u16>,
     /// The status sent to the client.
     pub status: u16,
-    /// `answered`, `refused`, `failed` or `client_gone`.
+    /// `answered`, `refused`, `rejected` (bad request), `failed` or `client_gone`.
     pub outcome: &'static str,
     /// What failed.
     pub error: Option<String>,
@@ -119,13 +119,7 @@ impl Record {
     /// Starts the record of a request.
     pub fn start(request_id: String, method: &str, path: &str) -> Self {
         Record {
-            data: RecordData {
-                request_id,
-                method: method.to_string(),
-                path: path.to_string(),
-                outcome: "answered",
-                ..Default::default()
-            },
+            data: RecordData { request_id, method: method.to_string(), path: path.to_string(), ..Default::default() },
             started: Instant::now(),
             detached: false,
         }
@@ -143,6 +137,13 @@ impl Record {
         Record { data, started: self.started, detached: false }
     }
 
+    /// Sets the outcome unless one is set already (a refusal or failure stays).
+    pub fn finish(&mut self, outcome: &'static str) {
+        if self.data.outcome.is_empty() {
+            self.data.outcome = outcome;
+        }
+    }
+
     /// Marks the request failed.
     pub fn fail(&mut self, outcome: &'static str, error: impl Into<String>) {
         let d = self.data();
@@ -154,6 +155,12 @@ impl Record {
 impl Drop for Record {
     fn drop(&mut self) {
         if !self.detached {
+            // Never given an outcome: the request's future was dropped, which hyper does when the
+            // client goes away before the answer.
+            if self.data.outcome.is_empty() {
+                self.data.outcome = "client_gone";
+                self.data.error.get_or_insert_with(|| "the client went away before the answer".into());
+            }
             self.data.duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
             let line = serde_json::to_string(&self.data).unwrap_or_default();
             tracing::info!(target: "warden::record", "{line}");

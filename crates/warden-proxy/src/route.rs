@@ -34,9 +34,31 @@ fn listed(passthrough: &[String], path: &str) -> bool {
     })
 }
 
+/// Refuses paths that an upstream could resolve to another path than the one routed here: dot
+/// segments (`/v1/models/../chat/completions`, also percent-encoded), encoded slashes or
+/// backslashes, and empty segments. Otherwise a passthrough prefix could carry a guarded request
+/// past the guard.
+fn check_path(path: &str) -> Result<(), ProxyError> {
+    let lower = path.to_ascii_lowercase();
+    let decoded = lower.replace("%2e", ".");
+    let bad = !path.starts_with('/')
+        || lower.contains("%2f")
+        || lower.contains("%5c")
+        || path.contains('\\')
+        || path[1..].split('/').any(|seg| seg.is_empty() && path.len() > 1)
+        || decoded.split('/').any(|seg| seg == "." || seg == "..");
+    if bad {
+        return Err(ProxyError::BadRequest(format!(
+            "the path `{path}` has dot segments, empty segments or encoded slashes; send the plain path"
+        )));
+    }
+    Ok(())
+}
+
 /// Resolves a request. Guarded paths need POST; unknown paths are refused (an unguarded path is
 /// a hole) unless listed as passthrough.
 pub fn resolve(method: &Method, path: &str, headers: &HeaderMap, passthrough: &[String]) -> Result<Route, ProxyError> {
+    check_path(path)?;
     let api = match path {
         "/v1/chat/completions" => Some(Api::OpenAiChat),
         "/v1/completions" => Some(Api::OpenAiCompletions),

@@ -37,6 +37,8 @@ pub struct StreamTarget {
     pub model: String,
     /// The tenant.
     pub tenant: String,
+    /// Request headers (name, value), for policies that match on them.
+    pub headers: Vec<(String, String)>,
 }
 
 struct Text {
@@ -230,11 +232,14 @@ impl StreamGuard {
     /// Appends text to its judge; applies what fires. Returns the piece's range in the text.
     fn push_text(&mut self, key: &str, text: &str) -> Range<usize> {
         if !self.texts.contains_key(key) {
+            let headers: Vec<(&str, &str)> =
+                self.target.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             let t = Target {
                 provider: self.target.provider,
                 route: &self.target.route,
                 model: &self.target.model,
                 tenant: &self.target.tenant,
+                headers: &headers,
             };
             let judge = self.set.judge_stream(&t, self.order.len());
             self.order.push(key.to_string());

@@ -85,7 +85,6 @@ impl Upstreams {
         let l = &config.limits;
         let client = reqwest::Client::builder()
             .connect_timeout(Limits::ms(l.connect_timeout_ms))
-            .read_timeout(Limits::ms(l.stream_idle_timeout_ms))
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)

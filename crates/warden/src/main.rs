@@ -36,15 +36,50 @@ enum Command {
         /// Base URL of the Anthropic-shaped upstream.
         #[arg(long)]
         upstream_anthropic: Option<String>,
+        /// Public key file: refuse a policy directory not signed by it (at start and at reload).
+        #[arg(long)]
+        verify_key: Option<PathBuf>,
+        /// Address of the admin listener (health, policy view, reload, metrics).
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
         /// Log format: `text` or `json`.
         #[arg(long, default_value = "text", env = "WARDEN_LOG_FORMAT")]
         log_format: String,
+    },
+    /// Run the policies' unit tests; exits 1 if any fails.
+    Test {
+        /// Policy directory.
+        #[arg(default_value = "policies")]
+        dir: PathBuf,
+        /// Show passing tests too.
+        #[arg(short, long)]
+        verbose: bool,
+        /// Run only tests whose `policy/test name` contains this.
+        #[arg(long)]
+        run: Option<String>,
+    },
+    /// Sign a policy directory: writes DIR/.warden-signature (a manifest of every file's sha256).
+    Sign {
+        /// Private key file (from `warden keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// Policy directory.
+        dir: PathBuf,
+    },
+    /// Make a signing key pair: PREFIX.key (private) and PREFIX.pub (public).
+    Keygen {
+        /// Path prefix of the two files.
+        #[arg(long, default_value = "warden-policy")]
+        out: PathBuf,
     },
     /// Check a policy directory and list every problem; exits 1 if there is any.
     Validate {
         /// Policy directory.
         #[arg(default_value = "policies")]
         dir: PathBuf,
+        /// Public key file: also check the directory's signature.
+        #[arg(long)]
+        verify_key: Option<PathBuf>,
     },
     /// Show the decision for one text, as JSON.
     Check {
@@ -82,10 +117,68 @@ fn init_logs(format: &str) {
     }
 }
 
+/// Loads a policy directory, verifying its signature when a key is given.
+fn load_policies(dir: &std::path::Path, verify_key: Option<&std::path::Path>) -> Result<PolicySet> {
+    let verify_key = verify_key.map(warden_policy::sign::read_verifying_key).transpose().map_err(anyhow::Error::msg)?;
+    PolicySet::load_with(dir, &warden_policy::LoadOptions { verify_key }).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Writes a private key readable by its owner only.
+fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f =
+        opts.open(path).with_context(|| format!("cannot create {} (does it exist already?)", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// A decision as a table, for a person at a terminal.
+fn print_decision_table(d: &warden_core::Decision, text: &str) {
+    println!(
+        "decision: {}   ({} µs, policy set {})",
+        d.action.as_str(),
+        d.elapsed_us,
+        &d.policy_digest[..12.min(d.policy_digest.len())]
+    );
+    if d.hits.is_empty() {
+        println!("no rule fired");
+        return;
+    }
+    println!("{:<40} {:<10} {:<8} {:<8} matched", "policy/rule", "detector", "action", "applied");
+    for h in &d.hits {
+        let matched: Vec<String> =
+            h.findings.iter().map(|f| format!("{:?}", text.get(f.span.clone()).unwrap_or(&f.label))).collect();
+        let rule = format!("{}/{}", h.policy, h.rule);
+        println!(
+            "{:<40} {:<10} {:<8} {:<8} {}",
+            rule,
+            h.detector,
+            h.action.as_str(),
+            h.applied.as_str(),
+            matched.join(", ")
+        );
+        if let Some(e) = &h.error {
+            println!("    error: {e}");
+        }
+    }
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, listen, policies, upstream_openai, upstream_anthropic, log_format } => {
+        Command::Serve {
+            config,
+            listen,
+            policies,
+            upstream_openai,
+            upstream_anthropic,
+            verify_key,
+            admin_listen,
+            log_format,
+        } => {
             init_logs(&log_format);
             let mut c = match &config {
                 Some(p) => Config::from_file(p)?,
@@ -103,6 +196,12 @@ fn main() -> Result<()> {
             if let Some(u) = upstream_anthropic {
                 c.upstreams.anthropic.url = u;
             }
+            if let Some(k) = verify_key {
+                c.verify_key = Some(k);
+            }
+            if let Some(a) = admin_listen {
+                c.admin_listen = Some(a);
+            }
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(warden_proxy::run(c, |addr| {
                 // Scripts and tests wait for this line.
@@ -111,7 +210,7 @@ fn main() -> Result<()> {
             }))
             .map_err(anyhow::Error::msg)
         }
-        Command::Validate { dir } => match PolicySet::load(&dir) {
+        Command::Validate { dir, verify_key } => match load_policies(&dir, verify_key.as_deref()) {
             Ok(set) => {
                 let rules: usize = set.policies().iter().map(|p| p.rules.len()).sum();
                 println!("ok: {} policies, {rules} rules, digest {}", set.policies().len(), set.digest());
@@ -156,9 +255,65 @@ fn main() -> Result<()> {
                 Provider::OpenAi => "/v1/chat/completions",
                 Provider::Anthropic => "/v1/messages",
             };
-            let target = Target { provider, route, model: &model, tenant: "cli" };
+            let target = Target::new(provider, route, &model, "cli");
             let d = set.evaluate(phase, &target, &[(role, text.as_str())]);
-            println!("{}", serde_json::to_string_pretty(&d)?);
+            if std::io::stdout().is_terminal() {
+                print_decision_table(&d, &text);
+            } else {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+            }
+            Ok(())
+        }
+        Command::Test { dir, verbose, run } => {
+            let set = match PolicySet::load(&dir) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprint!("{e}");
+                    std::process::exit(2);
+                }
+            };
+            let outcomes = warden_policy::testing::run_all(&set, run.as_deref());
+            let mut failed = 0;
+            for o in &outcomes {
+                let label = format!("{}/{} ({})", o.policy, o.name, o.file.display());
+                if o.passed {
+                    if verbose {
+                        println!("PASS: {label} ({:?})", o.elapsed);
+                    }
+                } else {
+                    failed += 1;
+                    println!("FAIL: {label} ({:?})", o.elapsed);
+                    for line in o.diff.as_deref().unwrap_or("").lines() {
+                        println!("      {line}");
+                    }
+                }
+            }
+            println!("--------------------------------------------------------------------------------");
+            println!("{} passed, {failed} failed", outcomes.len() - failed);
+            if outcomes.is_empty() {
+                eprintln!("no policy tests found in {}", dir.display());
+                std::process::exit(1);
+            }
+            if failed > 0 {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Sign { key, dir } => {
+            let key = warden_policy::sign::read_signing_key(&key).map_err(anyhow::Error::msg)?;
+            // Refuse to sign a set that does not load: a signature vouches for a working set.
+            PolicySet::load(&dir).map_err(|e| anyhow::anyhow!("not signing a policy set with errors:\n{e}"))?;
+            let n = warden_policy::sign::sign_dir(&dir, &key).map_err(anyhow::Error::msg)?;
+            println!("signed {n} files in {}", dir.display());
+            Ok(())
+        }
+        Command::Keygen { out } => {
+            let (private, public) = warden_policy::sign::generate().map_err(anyhow::Error::msg)?;
+            let key_path = out.with_extension("key");
+            let pub_path = out.with_extension("pub");
+            write_private(&key_path, &private)?;
+            std::fs::write(&pub_path, public)?;
+            println!("wrote {} (keep it secret) and {}", key_path.display(), pub_path.display());
             Ok(())
         }
     }

@@ -36,9 +36,34 @@ fn block_segments(b: &Value, ptr: &str, role: Role, out: &mut Vec<Segment>) {
             }
             _ => {}
         },
-        Some("document") if b.pointer("/source/type").and_then(Value::as_str) == Some("text") => {
-            if let Some(t) = b.pointer("/source/data").and_then(Value::as_str) {
-                out.push(seg(Role::Tool, t, format!("{ptr}/source/data")));
+        // Retrieved documents and search results: where RAG poisoning arrives.
+        Some("document") | Some("search_result") => {
+            for field in ["title", "context", "source"] {
+                if let Some(t) = b.get(field).and_then(Value::as_str) {
+                    out.push(seg(Role::Tool, t, format!("{ptr}/{field}")));
+                }
+            }
+            match b.pointer("/source/type").and_then(Value::as_str) {
+                Some("text") => {
+                    if let Some(t) = b.pointer("/source/data").and_then(Value::as_str) {
+                        out.push(seg(Role::Tool, t, format!("{ptr}/source/data")));
+                    }
+                }
+                Some("content") => match b.pointer("/source/content") {
+                    Some(Value::String(t)) => out.push(seg(Role::Tool, t, format!("{ptr}/source/content"))),
+                    Some(Value::Array(inner)) => {
+                        for (k, ib) in inner.iter().enumerate() {
+                            block_segments(ib, &format!("{ptr}/source/content/{k}"), Role::Tool, out);
+                        }
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+            if let Some(Value::Array(inner)) = b.get("content") {
+                for (k, ib) in inner.iter().enumerate() {
+                    block_segments(ib, &format!("{ptr}/content/{k}"), Role::Tool, out);
+                }
             }
         }
         _ => {}
@@ -83,6 +108,9 @@ pub fn segments(body: &Value) -> Result<Vec<Segment>, DecodeError> {
         for (k, t) in tools.iter().enumerate() {
             if let Some(d) = t.get("description").and_then(Value::as_str) {
                 out.push(seg(Role::System, d, format!("/tools/{k}/description")));
+            }
+            if let Some(schema) = t.get("input_schema") {
+                string_leaves(schema, &format!("/tools/{k}/input_schema"), Role::System, &mut out);
             }
         }
     }

@@ -4,11 +4,18 @@
 //!
 //! Every text is located by a JSON pointer, so a redaction is written back exactly where the text
 //! was, and everything else in the body is left as it came.
+//!
+//! The known places (messages, system prompts, tool results, tool definitions) are read with their
+//! roles. Then every *other* string of the request is swept up as `tool` text ([`sweep`]), except
+//! a short list of keys that carry no text the model reads (ids, roles, the model name, base64
+//! data): a field a provider adds tomorrow, or one this adapter does not know, cannot carry a
+//! trigger past the guard.
 
 pub mod anthropic;
 pub mod openai;
 
 use serde_json::Value;
+use std::collections::HashSet;
 use warden_core::{Provider, Role, Segment};
 
 /// A guarded API.
@@ -84,11 +91,13 @@ pub fn decode_request(api: Api, body: &Value) -> Result<DecodedRequest, DecodeEr
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(DecodeError("`stream` must be a boolean".into())),
     };
-    let segments = match api {
+    let mut segments = match api {
         Api::OpenAiChat => openai::chat_segments(body)?,
         Api::OpenAiCompletions => openai::completion_prompt_segments(body)?,
         Api::AnthropicMessages => anthropic::segments(body)?,
     };
+    let covered: HashSet<String> = segments.iter().map(|s| s.origin.clone()).collect();
+    sweep(body, "", &covered, &mut segments);
     Ok(DecodedRequest { model, stream, segments })
 }
 
@@ -105,6 +114,58 @@ pub fn stream_pieces(api: Api, event: Option<&str>, data: &Value) -> Vec<Piece> 
     match api {
         Api::OpenAiChat | Api::OpenAiCompletions => openai::stream_pieces(data),
         Api::AnthropicMessages => anthropic::stream_pieces(event, data),
+    }
+}
+
+/// Keys whose string values are not text a model reads.
+const NOT_TEXT: &[&str] = &[
+    "model",
+    "role",
+    "type",
+    "id",
+    "tool_call_id",
+    "tool_use_id",
+    "media_type",
+    "stop",
+    "stop_sequences",
+    "user",
+    "service_tier",
+    "reasoning_effort",
+    "signature",
+    "cache_control",
+    "metadata",
+    "image_url",
+    "input_audio",
+    "file",
+    "stream_options",
+    "logit_bias",
+    "modalities",
+    "voice",
+    "encrypted_content",
+];
+
+/// Adds, as `tool` text, every string under `v` that no known place covered, skipping [`NOT_TEXT`]
+/// keys and base64 payloads.
+pub fn sweep(v: &Value, pointer: &str, covered: &HashSet<String>, out: &mut Vec<Segment>) {
+    match v {
+        Value::String(s) if !s.is_empty() && !covered.contains(pointer) => {
+            out.push(Segment { role: Role::Tool, text: s.clone(), origin: pointer.to_string() })
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                sweep(x, &format!("{pointer}/{i}"), covered, out);
+            }
+        }
+        Value::Object(o) => {
+            let base64 = o.get("type").and_then(Value::as_str) == Some("base64");
+            for (k, x) in o {
+                if NOT_TEXT.contains(&k.as_str()) || (base64 && k == "data") {
+                    continue;
+                }
+                sweep(x, &format!("{pointer}/{}", pointer_key(k)), covered, out);
+            }
+        }
+        _ => {}
     }
 }
 

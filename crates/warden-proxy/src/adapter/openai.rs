@@ -39,11 +39,22 @@ pub fn chat_segments(body: &Value) -> Result<Vec<Segment>, DecodeError> {
                 }
             }
         }
+        if let Some(a) = m.pointer("/function_call/arguments").and_then(Value::as_str) {
+            out.push(seg(Role::Assistant, a, format!("/messages/{i}/function_call/arguments")));
+        }
     }
-    if let Some(tools) = body.get("tools").and_then(Value::as_array) {
-        for (k, t) in tools.iter().enumerate() {
-            if let Some(d) = t.pointer("/function/description").and_then(Value::as_str) {
-                out.push(seg(Role::System, d, format!("/tools/{k}/function/description")));
+    // Tool and function definitions are instructions too: a poisoned description or parameter
+    // schema steers the model like a system prompt.
+    for (list, inner) in [("tools", "/function"), ("functions", "")] {
+        if let Some(defs) = body.get(list).and_then(Value::as_array) {
+            for (k, t) in defs.iter().enumerate() {
+                if let Some(f) = t.pointer(inner) {
+                    for field in ["description", "parameters"] {
+                        if let Some(v) = f.get(field) {
+                            string_leaves(v, &format!("/{list}/{k}{inner}/{field}"), Role::System, &mut out);
+                        }
+                    }
+                }
             }
         }
     }
@@ -115,16 +126,13 @@ pub fn completion_texts(body: &Value) -> Vec<CompletionText> {
     out
 }
 
-/// What the refusal says about the rule behind it, in Azure's `innererror` style.
+/// What the refusal says about the rule behind it, in Azure's `innererror` style. It names the
+/// policy, rule and detector, not what matched: the phrase lists stay private (an attacker learns
+/// nothing to probe them with); the decision record has the rest.
 pub fn filter_detail(hit: &RuleHit) -> Value {
     json!({
         "code": "ResponsibleAIPolicyViolation",
-        "warden": {
-            "policy": hit.policy,
-            "rule": hit.rule,
-            "detector": hit.detector,
-            "labels": hit.findings.iter().map(|f| f.label.as_str()).collect::<Vec<_>>(),
-        }
+        "warden": { "policy": hit.policy, "rule": hit.rule, "detector": hit.detector }
     })
 }
 

@@ -26,7 +26,7 @@ fn set() -> Arc<PolicySet> {
 }
 
 fn target(provider: Provider) -> StreamTarget {
-    StreamTarget { provider, route: "/v1/x".into(), model: "m".into(), tenant: "t".into() }
+    StreamTarget { provider, route: "/v1/x".into(), model: "m".into(), tenant: "t".into(), headers: Vec::new() }
 }
 
 /// An OpenAI chat stream carrying `text` in deltas of the given sizes (in chars).
@@ -172,7 +172,7 @@ proptest! {
         let out = run(Api::OpenAiChat, &openai_stream(text, &sizes), &cuts);
         let (got, datas) = received(&out);
         prop_assert_eq!(got, "your key: [REDACTED], keep it safe");
-        prop_assert_eq!(datas.iter().rev().nth(0).and_then(|d| d.pointer("/choices/0/finish_reason")).and_then(Value::as_str), Some("stop"));
+        prop_assert_eq!(datas.last().and_then(|d| d.pointer("/choices/0/finish_reason")).and_then(Value::as_str), Some("stop"));
     }
 }
 

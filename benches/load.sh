@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Load benchmark: mock-llm alone vs Warden in front of it, on loopback, in one run.
+#
+#   bash benches/load.sh                      # from the repository root (or anywhere)
+#   DURATION=5 CONNECTIONS=1,8,32 bash benches/load.sh
+#
+# Builds the release binaries, starts mock-llm and Warden (with the repository's policies/) on
+# free loopback ports, runs `warden-load` (benches/src/bin/warden-load.rs) for non-streamed and
+# streamed 1 KB prompt / 1 KB completion exchanges, prints a table and writes the raw numbers to
+# bench-results/load-<UTC date>.json. Both servers are stopped on exit, whatever happens.
+# Needs nothing but cargo: the load generator is built from this package.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+DURATION="${DURATION:-10}"        # seconds measured per run
+WARMUP="${WARMUP:-2}"             # seconds of warm-up per run
+CONNECTIONS="${CONNECTIONS:-1,32}" # concurrent connections, one run each
+CHUNK="${CHUNK:-16}"              # characters per streamed delta
+
+# Builds go to a cache outside the clone (as in the Makefile) unless the caller chose otherwise.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/warden/target}"
+bin="$CARGO_TARGET_DIR/release"
+
+echo "== building release binaries (target dir $CARGO_TARGET_DIR)" >&2
+cargo build --release -p warden -p mock-llm >&2
+cargo build --release -p warden-benches --bin warden-load >&2
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do
+        kill "$p" 2>/dev/null || true
+    done
+    for p in "${pids[@]}"; do
+        wait "$p" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Waits for `listening on http://...` in $1 (the process is $2) and prints the URL.
+wait_url() {
+    local out="$1" pid="$2" name="$3" i url
+    for i in $(seq 1 100); do
+        url="$(sed -n 's/^listening on \(http:\/\/[0-9.:]*\).*/\1/p' "$out" | head -n1)"
+        if [[ -n "$url" ]]; then
+            echo "$url"
+            return 0
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "$name exited before listening:" >&2
+            cat "$out" "$out.err" >&2 || true
+            return 1
+        fi
+        sleep 0.1
+    done
+    echo "$name did not print its address within 10 s" >&2
+    return 1
+}
+
+"$bin/mock-llm" --listen 127.0.0.1:0 >"$work/mock.out" 2>"$work/mock.out.err" &
+mock_pid=$!
+pids+=("$mock_pid")
+mock_url="$(wait_url "$work/mock.out" "$mock_pid" mock-llm)"
+
+WARDEN_LOG=warn "$bin/warden" serve --listen 127.0.0.1:0 --policies policies \
+    --upstream-openai "$mock_url" --upstream-anthropic "$mock_url" >"$work/warden.out" 2>"$work/warden.out.err" &
+warden_pid=$!
+pids+=("$warden_pid")
+warden_url="$(wait_url "$work/warden.out" "$warden_pid" warden)"
+
+echo "== mock-llm $mock_url (pid $mock_pid), warden $warden_url (pid $warden_pid)" >&2
+
+commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [[ -n "$(git status --porcelain 2>/dev/null | grep -v '^??' || true)" ]]; then
+    commit="$commit+dirty"
+fi
+stamp="$(date -u +%Y-%m-%dT%H%M%SZ)"
+mkdir -p bench-results
+out="bench-results/load-$stamp.json"
+
+status=0
+"$bin/warden-load" \
+    --direct "$mock_url" --warden "$warden_url" \
+    --direct-pid "$mock_pid" --warden-pid "$warden_pid" \
+    --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP" --chunk "$CHUNK" \
+    --note "date $stamp, commit $commit, $(uname -srm)" \
+    --out "$out" || status=$?
+
+# Anything the servers said at warn level or above (nothing, normally).
+for f in "$work/mock.out.err" "$work/warden.out.err"; do
+    if [[ -s "$f" ]]; then
+        echo "== $(basename "$f" .out.err) stderr (last 20 lines):" >&2
+        tail -n 20 "$f" >&2
+    fi
+done
+exit "$status"
