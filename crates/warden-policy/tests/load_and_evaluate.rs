@@ -141,3 +141,21 @@ fn the_default_pack_loads() {
     let set = PolicySet::load(&dir).unwrap();
     assert!(set.policies().len() >= 4);
 }
+
+#[test]
+fn policies_can_match_on_request_headers() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "p.yaml",
+        "name: p\nmatch: { headers: { X-Team: 'search-*' } }\nrules:\n  - id: r\n    action: block\n    phrases: { list: [BadMagic] }\n",
+    );
+    let set = PolicySet::load(d.path()).unwrap();
+    let eval = |headers: &[(&str, &str)]| {
+        let t = Target { headers, ..target("m") };
+        set.evaluate(Phase::Prompt, &t, &[(Role::User, "BadMagic")]).action
+    };
+    assert_eq!(eval(&[("x-team", "search-eu")]), Action::Block);
+    assert_eq!(eval(&[("x-team", "ads")]), Action::Allow);
+    assert_eq!(eval(&[]), Action::Allow);
+}
