@@ -35,7 +35,7 @@ fmt:
 	cargo fmt --all
 
 bench:
-	cargo bench -p warden-benches
+	cargo bench -p warden-benches --bench phrases --bench policy
 
 load:
 	bash benches/load.sh

@@ -5,9 +5,10 @@
 #   DURATION=5 CONNECTIONS=1,8,32 bash benches/load.sh
 #
 # Builds the release binaries, starts mock-llm and Warden (with the repository's policies/) on
-# free loopback ports, runs `warden-load` (benches/src/bin/warden-load.rs) for non-streamed and
-# streamed 1 KB prompt / 1 KB completion exchanges, prints a table and writes the raw numbers to
-# bench-results/load-<UTC date>.json. Both servers are stopped on exit, whatever happens.
+# free loopback ports, runs `warden-load` (benches/src/bin/warden-load.rs) for 1 KB prompt /
+# 1 KB completion exchanges, non-streamed, streamed and paced-streamed, prints a table and writes
+# the raw numbers to bench-results/load-<UTC date>.json. Both servers are stopped on exit,
+# whatever happens.
 # Needs nothing but cargo: the load generator is built from this package.
 set -euo pipefail
 
@@ -18,6 +19,7 @@ DURATION="${DURATION:-10}"        # seconds measured per run
 WARMUP="${WARMUP:-2}"             # seconds of warm-up per run
 CONNECTIONS="${CONNECTIONS:-1,32}" # concurrent connections, one run each
 CHUNK="${CHUNK:-16}"              # characters per streamed delta
+DELAY_MS="${DELAY_MS:-5}"         # ms between deltas in the paced-stream runs (0: skip them)
 
 # Builds go to a cache outside the clone (as in the Makefile) unless the caller chose otherwise.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/warden/target}"
@@ -86,7 +88,7 @@ status=0
 "$bin/warden-load" \
     --direct "$mock_url" --warden "$warden_url" \
     --direct-pid "$mock_pid" --warden-pid "$warden_pid" \
-    --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP" --chunk "$CHUNK" \
+    --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP" --chunk "$CHUNK" --delay-ms "$DELAY_MS" \
     --note "date $stamp, commit $commit, $(uname -srm)" \
     --out "$out" || status=$?
 

@@ -89,6 +89,7 @@ fn bench_stream(c: &mut Criterion) {
     // The stream reports overlapping matches too, so it finds at least what the whole scan does.
     assert!(streamed >= whole, "stream found {streamed}, whole text {whole}");
     let mut g = long_group(c, "phrases_10k_stream", t.len());
+    g.measurement_time(Duration::from_secs(7));
     g.bench_function(BenchmarkId::new("deltas", format!("{DELTA}B")), |b| {
         b.iter(|| {
             let mut s = set.stream();

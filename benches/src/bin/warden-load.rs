@@ -7,6 +7,8 @@
 //! - non-streamed: requests/s and latency percentiles;
 //! - streamed (`"stream": true`, `x-mock-chunk`): requests/s, time to first token (until the
 //!   first SSE event with a non-empty `delta.content` has arrived) and total time;
+//! - paced-stream: the same with `x-mock-delay-ms` between deltas, which shows how long the stream
+//!   guard holds text back before releasing it;
 //!
 //! and prints the latency Warden adds. Every run is bounded by time (`--warmup` + `--duration`)
 //! and by count (`--max-requests`), targets must be loopback addresses, and the program stops by
@@ -62,6 +64,9 @@ struct Args {
     /// Characters per streamed delta (`x-mock-chunk`).
     #[arg(long, default_value_t = 16)]
     chunk: usize,
+    /// Milliseconds between deltas in the paced-stream runs (`x-mock-delay-ms`); 0 skips them.
+    #[arg(long, default_value_t = 5)]
+    delay_ms: u64,
     /// Write the raw numbers here as JSON.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -74,6 +79,8 @@ struct Args {
 enum Mode {
     Plain,
     Stream,
+    /// Streamed with `x-mock-delay-ms` between deltas, like a model producing text over time.
+    Paced,
 }
 
 impl Mode {
@@ -81,6 +88,7 @@ impl Mode {
         match self {
             Mode::Plain => "non-streamed",
             Mode::Stream => "streamed",
+            Mode::Paced => "paced-stream",
         }
     }
 }
@@ -96,14 +104,14 @@ fn loopback(url: &str) -> Result<SocketAddr, String> {
 }
 
 /// The request bytes for one target and mode.
-fn request(addr: SocketAddr, mode: Mode, prompt: &str, reply: &str, chunk: usize) -> Vec<u8> {
+fn request(addr: SocketAddr, mode: Mode, prompt: &str, reply: &str, chunk: usize, delay_ms: u64) -> Vec<u8> {
     let body = json!({
         "model": "mock-1",
         "messages": [
             {"role": "system", "content": "You are a helpful assistant."},
             {"role": "user", "content": prompt},
         ],
-        "stream": mode == Mode::Stream,
+        "stream": mode != Mode::Plain,
     })
     .to_string();
     let mut r = format!(
@@ -111,8 +119,11 @@ fn request(addr: SocketAddr, mode: Mode, prompt: &str, reply: &str, chunk: usize
          authorization: Bearer sk-bench-not-a-key\r\nx-mock-reply: {reply}\r\ncontent-length: {}\r\n",
         body.len()
     );
-    if mode == Mode::Stream {
+    if mode != Mode::Plain {
         r.push_str(&format!("x-mock-chunk: {chunk}\r\naccept: text/event-stream\r\n"));
+    }
+    if mode == Mode::Paced {
+        r.push_str(&format!("x-mock-delay-ms: {delay_ms}\r\n"));
     }
     r.push_str("\r\n");
     let mut v = r.into_bytes();
@@ -285,7 +296,7 @@ async fn exchange(c: &mut Conn, req: &[u8], mode: Mode, check: bool) -> io::Resu
     }
     let mut body = Vec::new();
     let mut sse = Sse { line: Vec::new(), done: false, ttft: None, check, content: String::new() };
-    let streaming = ok && mode == Mode::Stream;
+    let streaming = ok && mode != Mode::Plain;
     let mut sink = |data: &[u8], body: &mut Vec<u8>| -> io::Result<()> {
         if streaming {
             sse.feed(data, t0)
@@ -559,11 +570,15 @@ async fn main_async(args: Args) -> Result<(), String> {
     let prompt = warden_benches::prompt(args.prompt_bytes, 11);
     let reply = warden_benches::prompt(args.reply_bytes, 12);
     let targets = [("direct", direct), ("warden", warden)];
+    let modes: Vec<Mode> = [Mode::Plain, Mode::Stream, Mode::Paced]
+        .into_iter()
+        .filter(|&m| m != Mode::Paced || args.delay_ms > 0)
+        .collect();
 
     // Check every combination once: the right answer comes back, through Warden with a decision.
     for (name, addr) in targets {
-        for mode in [Mode::Plain, Mode::Stream] {
-            let req = request(addr, mode, &prompt, &reply, args.chunk);
+        for &mode in &modes {
+            let req = request(addr, mode, &prompt, &reply, args.chunk, args.delay_ms);
             let mut c = Conn::open(addr).await.map_err(|e| format!("{name} {addr}: cannot connect: {e}"))?;
             let s = tokio::time::timeout(plan.timeout, exchange(&mut c, &req, mode, true))
                 .await
@@ -584,10 +599,10 @@ async fn main_async(args: Args) -> Result<(), String> {
     }
 
     let mut runs: Vec<Run> = Vec::new();
-    for mode in [Mode::Plain, Mode::Stream] {
+    for &mode in &modes {
         for &conns in &args.connections {
             for (name, addr) in targets {
-                let req = Arc::new(request(addr, mode, &prompt, &reply, args.chunk));
+                let req = Arc::new(request(addr, mode, &prompt, &reply, args.chunk, args.delay_ms));
                 let (c, cpu) = run_one(addr, req, mode, conns, &plan, &pids).await;
                 let r = Run { mode, connections: conns, target: name, measured: plan.duration, c, cpu };
                 eprintln!(
@@ -616,6 +631,12 @@ async fn main_async(args: Args) -> Result<(), String> {
         args.warmup,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    if args.delay_ms > 0 {
+        println!(
+            "paced-stream: streamed with {} ms between deltas (x-mock-delay-ms), as a model that produces text over time",
+            args.delay_ms
+        );
+    }
     println!();
     println!(
         "{:<13} {:>5} {:<7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}   CPU ms/req (warden, mock-llm, client)",
@@ -692,6 +713,7 @@ async fn main_async(args: Args) -> Result<(), String> {
             "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
             "config": {
                 "prompt_bytes": args.prompt_bytes, "reply_bytes": args.reply_bytes, "chunk_chars": args.chunk,
+                "paced_delay_ms": args.delay_ms,
                 "duration_s": args.duration, "warmup_s": args.warmup, "connections": args.connections,
                 "timeout_s": args.timeout, "max_requests": args.max_requests,
                 "client": "warden-load: closed loop, HTTP/1.1 keep-alive, one tokio current-thread runtime",

@@ -175,6 +175,9 @@ impl Normalizer {
     pub fn push(&mut self, text: &str, base: usize) -> usize {
         let start = self.out.text.len();
         let out = &mut self.out;
+        out.text.reserve(text.len());
+        out.starts.reserve(text.len());
+        out.ends.reserve(text.len());
         let last_space = &mut self.last_space;
         for (i, c) in text.char_indices() {
             let o_start = (base + i) as u32;

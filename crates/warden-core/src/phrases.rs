@@ -85,8 +85,12 @@ impl PhraseSet {
             normalized.push(n);
         }
         let longest = normalized.iter().map(String::len).max().unwrap_or(0);
+        // Without word boundaries, leftmost-longest search gives the wanted matches directly.
+        // With them, a match that fails the boundary check must not hide an overlapping one that
+        // passes, so every overlapping match is collected and filtered first.
+        let kind = if word_boundary { MatchKind::Standard } else { MatchKind::LeftmostLongest };
         let searcher = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
+            .match_kind(kind)
             .build(&normalized)
             .map_err(|e| PhraseError::Build(e.to_string()))?;
         let stream_nfa = contiguous::Builder::new()
@@ -124,14 +128,18 @@ impl PhraseSet {
     /// Like [`PhraseSet::find`] with the normalised text already at hand.
     pub fn find_normalized(&self, _text: &str, n: &Normalized) -> Vec<Hit> {
         let norm = n.text();
-        let mut found: Vec<Found> = self
+        let found = |m: aho_corasick::Match| Found { pattern: m.pattern().as_usize(), norm: m.start()..m.end() };
+        if !self.word_boundary {
+            return self.searcher.find_iter(norm).map(|m| self.hit(n, found(m))).collect();
+        }
+        let mut all: Vec<Found> = self
             .searcher
             .find_overlapping_iter(norm)
-            .map(|m| Found { pattern: m.pattern().as_usize(), norm: m.start()..m.end() })
+            .map(found)
             .filter(|f| self.on_boundaries(norm, &f.norm))
             .collect();
-        leftmost_longest(&mut found);
-        found.into_iter().map(|f| self.hit(n, f)).collect()
+        leftmost_longest(&mut all);
+        all.into_iter().map(|f| self.hit(n, f)).collect()
     }
 
     fn hit(&self, n: &Normalized, f: Found) -> Hit {
@@ -372,6 +380,27 @@ mod tests {
     }
 
     proptest! {
+        /// Leftmost-longest search (lists without word boundaries) finds exactly what collecting
+        /// every overlapping match and keeping the leftmost-longest ones finds.
+        #[test]
+        fn leftmost_longest_search_equals_overlapping_then_greedy(
+            text in "[abc ]{0,60}",
+            phrases in proptest::collection::vec("[abc]{1,4}( [abc]{1,3})?", 1..8),
+        ) {
+            let set = PhraseSet::new(phrases.clone(), false).unwrap();
+            let got: Vec<_> = set.find(&text).into_iter().map(|h| h.span).collect();
+            let n = normalize(&text);
+            let norm: Vec<String> = phrases.iter().map(|p| normalize(p).text().trim().to_string()).collect();
+            let ac = AhoCorasick::builder().match_kind(MatchKind::Standard).build(&norm).unwrap();
+            let mut all: Vec<Found> = ac
+                .find_overlapping_iter(n.text())
+                .map(|m| Found { pattern: m.pattern().as_usize(), norm: m.start()..m.end() })
+                .collect();
+            leftmost_longest(&mut all);
+            let want: Vec<_> = all.into_iter().map(|f| n.original_span(f.norm)).collect();
+            prop_assert_eq!(got, want);
+        }
+
         /// Whatever the chunking, the stream finds what the whole-text scan finds (as a set of
         /// spans, since the stream reports overlapping matches too), and nothing before
         /// `safe_until` is ever part of a later hit.

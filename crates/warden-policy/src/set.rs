@@ -2,7 +2,7 @@
 //! rules on whole texts.
 
 use crate::model::{MatchSpec, OnErrorName, ProviderName, TestSpec};
-use globset::{Glob, GlobMatcher, GlobSet, GlobSetBuilder};
+use globset::{Candidate, Glob, GlobMatcher, GlobSet, GlobSetBuilder};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -79,9 +79,15 @@ impl Matcher {
 
     /// Whether the policy applies to this request.
     pub fn matches(&self, t: &Target<'_>) -> bool {
+        self.matches_candidates(t, &Candidate::new(t.model), &Candidate::new(t.tenant))
+    }
+
+    /// [`Matcher::matches`] with the model and tenant prepared once for many policies (preparing
+    /// a glob candidate costs more than matching it).
+    fn matches_candidates(&self, t: &Target<'_>, model: &Candidate<'_>, tenant: &Candidate<'_>) -> bool {
         self.providers.as_ref().is_none_or(|p| p.contains(&t.provider))
-            && self.models.as_ref().is_none_or(|g| g.is_match(t.model))
-            && self.tenants.as_ref().is_none_or(|g| g.is_match(t.tenant))
+            && self.models.as_ref().is_none_or(|g| g.is_match_candidate(model))
+            && self.tenants.as_ref().is_none_or(|g| g.is_match_candidate(tenant))
             && self.routes.as_ref().is_none_or(|r| r.iter().any(|r| r == t.route))
             && self
                 .headers
@@ -183,10 +189,11 @@ impl PolicySet {
 
     /// The rules that apply to `phase` of a request to `target`, cheap detectors first.
     pub fn select<'s>(&'s self, phase: Phase, target: &Target<'_>) -> Vec<(&'s Policy, &'s Rule)> {
+        let (model, tenant) = (Candidate::new(target.model), Candidate::new(target.tenant));
         let mut v: Vec<(&Policy, &Rule)> = self
             .policies
             .iter()
-            .filter(|p| p.matcher.matches(target))
+            .filter(|p| p.matcher.matches_candidates(target, &model, &tenant))
             .flat_map(|p| p.rules.iter().map(move |r| (p, r)))
             .filter(|(_, r)| r.phases.contains(&phase))
             .collect();
@@ -195,12 +202,17 @@ impl PolicySet {
     }
 
     /// Evaluates the rules for `phase` on whole texts. A finding's `segment` is the index of its
-    /// text in `texts`. Evaluation stops at the first applied block (the outcome cannot change).
+    /// text in `texts`. Every inline rule runs, so every finding is kept; once a rule blocks,
+    /// costly ([`warden_core::Cost::Pooled`]) detectors are skipped, since the outcome cannot
+    /// change.
     pub fn evaluate(&self, phase: Phase, target: &Target<'_>, texts: &[(Role, &str)]) -> Decision {
         let started = Instant::now();
         let mut decision = Decision::allow(phase, &self.digest);
         let scans: Vec<ScanText<'_>> = texts.iter().map(|(_, t)| ScanText::new(t)).collect();
         for (policy, rule) in self.select(phase, target) {
+            if decision.action == Action::Block && rule.detector.cost() > warden_core::Cost::Inline {
+                break;
+            }
             let mut findings = Vec::new();
             let mut error = None;
             for (i, (role, _)) in texts.iter().enumerate() {
@@ -225,9 +237,6 @@ impl PolicySet {
             }
             if error.is_some() || !findings.is_empty() {
                 decision.push(rule.hit(&policy.name, findings, error));
-                if decision.action == Action::Block {
-                    break;
-                }
             }
         }
         decision.elapsed_us = started.elapsed().as_micros() as u64;

@@ -338,13 +338,16 @@ async fn pump(
                 guard.fail(&m)
             }
         };
-        let mut gone = false;
-        for b in out.send {
-            if tx.send(b).await.is_err() {
-                gone = true;
-                break;
-            }
-        }
+        // Events released together go out as one write.
+        let batch = match out.send.len() {
+            0 => None,
+            1 => out.send.into_iter().next(),
+            _ => Some(Bytes::from(out.send.concat())),
+        };
+        let gone = match batch {
+            Some(b) => tx.send(b).await.is_err(),
+            None => false,
+        };
         if gone {
             rec.fail("client_gone", "the client disconnected mid-stream");
             break;

@@ -154,16 +154,18 @@ impl Record {
 
 impl Drop for Record {
     fn drop(&mut self) {
-        if !self.detached {
-            // Never given an outcome: the request's future was dropped, which hyper does when the
-            // client goes away before the answer.
-            if self.data.outcome.is_empty() {
-                self.data.outcome = "client_gone";
-                self.data.error.get_or_insert_with(|| "the client went away before the answer".into());
-            }
-            self.data.duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-            let line = serde_json::to_string(&self.data).unwrap_or_default();
-            tracing::info!(target: "warden::record", "{line}");
+        // Serialise only if the line will be written (`WARDEN_LOG=warn` turns records off).
+        if self.detached || !tracing::enabled!(target: "warden::record", tracing::Level::INFO) {
+            return;
         }
+        // Never given an outcome: the request's future was dropped, which hyper does when the
+        // client goes away before the answer.
+        if self.data.outcome.is_empty() {
+            self.data.outcome = "client_gone";
+            self.data.error.get_or_insert_with(|| "the client went away before the answer".into());
+        }
+        self.data.duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let line = serde_json::to_string(&self.data).unwrap_or_default();
+        tracing::info!(target: "warden::record", "{line}");
     }
 }

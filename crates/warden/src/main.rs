@@ -101,7 +101,7 @@ enum Command {
         /// Read the text from a file (`-` for standard input).
         #[arg(long)]
         file: Option<PathBuf>,
-        /// The text.
+        /// The text (`-` reads standard input).
         text: Option<String>,
     },
 }
@@ -239,6 +239,11 @@ fn main() -> Result<()> {
                     .with_context(|| format!("--role `{r}` is not one of system, user, assistant, tool"))?,
             };
             let text = match (text, file) {
+                (Some(t), None) if t == "-" => {
+                    let mut s = String::new();
+                    std::io::stdin().read_to_string(&mut s)?;
+                    s
+                }
                 (Some(t), None) => t,
                 (None, Some(f)) if f.as_os_str() == "-" => {
                     let mut s = String::new();
