@@ -3,8 +3,9 @@
 
 use crate::model::{MatchSpec, OnErrorName, ProviderName, TestSpec};
 use globset::{Candidate, Glob, GlobMatcher, GlobSet, GlobSetBuilder};
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 use warden_core::{Action, Decision, Detector, Finding, Mode, Phase, Provider, Role, RuleHit, ScanText};
 
@@ -79,20 +80,23 @@ impl Matcher {
 
     /// Whether the policy applies to this request.
     pub fn matches(&self, t: &Target<'_>) -> bool {
-        self.matches_candidates(t, &Candidate::new(t.model), &Candidate::new(t.tenant))
+        self.matches_static(t, &Candidate::new(t.model), &Candidate::new(t.tenant)) && self.headers_match(t)
     }
 
-    /// [`Matcher::matches`] with the model and tenant prepared once for many policies (preparing
-    /// a glob candidate costs more than matching it).
-    fn matches_candidates(&self, t: &Target<'_>, model: &Candidate<'_>, tenant: &Candidate<'_>) -> bool {
+    /// The part of [`Matcher::matches`] that depends on provider, route, model and tenant only
+    /// (what a selection can remember), with the model and tenant prepared once for many policies.
+    fn matches_static(&self, t: &Target<'_>, model: &Candidate<'_>, tenant: &Candidate<'_>) -> bool {
         self.providers.as_ref().is_none_or(|p| p.contains(&t.provider))
             && self.models.as_ref().is_none_or(|g| g.is_match_candidate(model))
             && self.tenants.as_ref().is_none_or(|g| g.is_match_candidate(tenant))
             && self.routes.as_ref().is_none_or(|r| r.iter().any(|r| r == t.route))
-            && self
-                .headers
-                .iter()
-                .all(|(name, g)| t.headers.iter().any(|(n, v)| n.eq_ignore_ascii_case(name) && g.is_match(v)))
+    }
+
+    /// Whether the request's headers satisfy the `match.headers` globs.
+    fn headers_match(&self, t: &Target<'_>) -> bool {
+        self.headers
+            .iter()
+            .all(|(name, g)| t.headers.iter().any(|(n, v)| n.eq_ignore_ascii_case(name) && g.is_match(v)))
     }
 }
 
@@ -164,17 +168,38 @@ pub struct Policy {
     pub source: PathBuf,
 }
 
+/// How many selections a policy set remembers before it forgets them all. Model and tenant names
+/// come from clients, so the cache is bounded.
+const SELECTION_CACHE_CAP: usize = 4096;
+
+/// A selection: the (policy, rule) indices that apply, cheap detectors first.
+type Selection = Arc<[(u32, u32)]>;
+
+/// Remembered selections, by phase, provider, route, model and tenant. Header matchers are
+/// checked per request.
+#[derive(Debug, Default)]
+struct SelectionCache {
+    map: RwLock<HashMap<String, Selection>>,
+}
+
 /// Every policy of a directory, compiled, with the digest of the files behind it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PolicySet {
     policies: Vec<Policy>,
     digest: String,
+    selections: SelectionCache,
+}
+
+impl Clone for PolicySet {
+    fn clone(&self) -> Self {
+        Self::new(self.policies.clone(), self.digest.clone())
+    }
 }
 
 impl PolicySet {
     /// A set from compiled policies.
     pub fn new(policies: Vec<Policy>, digest: String) -> Self {
-        Self { policies, digest }
+        Self { policies, digest, selections: SelectionCache::default() }
     }
 
     /// The policies, in load order.
@@ -187,18 +212,44 @@ impl PolicySet {
         &self.digest
     }
 
+    /// The (policy, rule) indices that apply, ignoring header matchers; remembered.
+    fn selection(&self, phase: Phase, target: &Target<'_>) -> Selection {
+        let key =
+            format!("{}\0{}\0{}\0{}\0{}", phase.as_str(), target.provider, target.route, target.model, target.tenant);
+        if let Some(hit) = self.selections.map.read().ok().and_then(|m| m.get(&key).cloned()) {
+            return hit;
+        }
+        let (model, tenant) = (Candidate::new(target.model), Candidate::new(target.tenant));
+        let mut v: Vec<(u32, u32)> = Vec::new();
+        for (pi, p) in self.policies.iter().enumerate() {
+            if !p.matcher.matches_static(target, &model, &tenant) {
+                continue;
+            }
+            for (ri, r) in p.rules.iter().enumerate() {
+                if r.phases.contains(&phase) {
+                    v.push((pi as u32, ri as u32));
+                }
+            }
+        }
+        v.sort_by_key(|&(pi, ri)| self.policies[pi as usize].rules[ri as usize].detector.cost());
+        let v: Selection = v.into();
+        if let Ok(mut m) = self.selections.map.write() {
+            if m.len() >= SELECTION_CACHE_CAP {
+                m.clear();
+            }
+            m.insert(key, Arc::clone(&v));
+        }
+        v
+    }
+
     /// The rules that apply to `phase` of a request to `target`, cheap detectors first.
     pub fn select<'s>(&'s self, phase: Phase, target: &Target<'_>) -> Vec<(&'s Policy, &'s Rule)> {
-        let (model, tenant) = (Candidate::new(target.model), Candidate::new(target.tenant));
-        let mut v: Vec<(&Policy, &Rule)> = self
-            .policies
+        self.selection(phase, target)
             .iter()
-            .filter(|p| p.matcher.matches_candidates(target, &model, &tenant))
-            .flat_map(|p| p.rules.iter().map(move |r| (p, r)))
-            .filter(|(_, r)| r.phases.contains(&phase))
-            .collect();
-        v.sort_by_key(|(_, r)| r.detector.cost());
-        v
+            .map(|&(pi, ri)| (&self.policies[pi as usize], ri))
+            .filter(|(p, _)| p.matcher.headers_match(target))
+            .map(|(p, ri)| (p, &p.rules[ri as usize]))
+            .collect()
     }
 
     /// Evaluates the rules for `phase` on whole texts. A finding's `segment` is the index of its

@@ -159,3 +159,30 @@ fn policies_can_match_on_request_headers() {
     assert_eq!(eval(&[("x-team", "ads")]), Action::Allow);
     assert_eq!(eval(&[]), Action::Allow);
 }
+
+#[test]
+fn remembered_selections_stay_correct() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "a.yaml", "name: a\nmatch: { models: ['gpt-*'] }\nrules:\n  - id: r\n    action: block\n    phrases: { list: [BadMagic] }\n");
+    write(
+        d.path(),
+        "b.yaml",
+        "name: b\nmatch: { headers: { x-team: red } }\nrules:\n  - id: r\n    phases: [prompt]\n    action: flag\n    invisible: {}\n",
+    );
+    let set = PolicySet::load(d.path()).unwrap();
+    let names = |model: &str, headers: &[(&str, &str)]| {
+        let t = Target { headers, ..target(model) };
+        set.select(Phase::Prompt, &t).iter().map(|(p, _)| p.name.clone()).collect::<Vec<_>>()
+    };
+    // The same request twice, the second from memory; headers are still checked per request.
+    assert_eq!(names("gpt-4o", &[("x-team", "red")]), ["a", "b"]);
+    assert_eq!(names("gpt-4o", &[("x-team", "red")]), ["a", "b"]);
+    assert_eq!(names("gpt-4o", &[("x-team", "blue")]), ["a"]);
+    assert_eq!(names("claude", &[]), Vec::<String>::new());
+    // Past the cache's bound (client-chosen model names), answers stay right.
+    for i in 0..5000 {
+        let m = format!("gpt-{i}");
+        assert_eq!(names(&m, &[]), ["a"]);
+    }
+    assert_eq!(names("claude", &[("x-team", "red")]), ["b"]);
+}

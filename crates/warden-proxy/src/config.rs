@@ -43,6 +43,8 @@ pub struct Config {
     /// Paths forwarded without inspection. Everything not guarded and not listed gets 404.
     pub passthrough: Vec<String>,
     /// The request header that names the tenant; without it, the tenant is a hash of the API key.
+    /// It is trusted as sent: where clients could forge it, a gateway in front must set or strip
+    /// it, or a client could pick a tenant that a policy does not select.
     pub tenant_header: String,
     /// Sizes and timeouts.
     pub limits: Limits,
