@@ -56,6 +56,9 @@ def test_upstream_down_openai(dead_warden):
     assert e.code == "upstream_error" and e.type == "server_error"
     assert e.response.headers["x-warden-decision"] == "error"
     assert_openai_error(e.response, 502, "upstream_error")
+    # The upstream's address is the operator's business, not the client's.
+    upstream_port = dead_warden.argv[dead_warden.argv.index("--upstream-openai") + 1].rsplit(":", 1)[1]
+    assert upstream_port not in e.response.text
     rec = dead_warden.record(e.response.headers["x-warden-request-id"])
     assert rec["outcome"] == "failed" and rec["status"] == 502 and rec["error"]
 

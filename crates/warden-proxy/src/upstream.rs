@@ -149,19 +149,19 @@ impl Upstreams {
     }
 }
 
-/// An upstream error with its causes, without the URL's query (which could hold a key).
+/// An upstream error with its causes, for the client and the record. The upstream's URL is left
+/// out: it would tell clients the internal address and could carry credentials
+/// (`https://user:pass@host`); the operator knows it from the config.
 pub fn describe(e: &reqwest::Error) -> String {
     let mut s = e.to_string();
-    if let Some(u) = e.url() {
-        let mut bare = u.clone();
-        bare.set_query(None);
-        s = s.replace(u.as_str(), bare.as_str());
-    }
     let mut src = std::error::Error::source(e);
     while let Some(c) = src {
         s.push_str(": ");
         s.push_str(&c.to_string());
         src = c.source();
+    }
+    if let Some(u) = e.url() {
+        s = s.replace(&format!(" ({})", u.as_str()), "").replace(u.as_str(), "the upstream");
     }
     s
 }
