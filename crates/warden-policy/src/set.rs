@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
-use warden_core::{Action, Decision, Detector, Finding, Mode, Phase, Provider, Role, RuleHit, ScanText};
+use warden_core::{Action, Decision, Detector, Finding, Hit, Mode, Phase, Provider, Role, RuleHit, ScanText};
 
 /// Who a request is for: what policies select on.
 #[derive(Debug, Clone, Copy)]
@@ -131,6 +131,16 @@ impl Rule {
             OnErrorName::Flag => Action::Flag,
             OnErrorName::Allow => Action::Allow,
         })
+    }
+
+    /// The detector's hits on text `segment` as findings, those scoring below the threshold
+    /// dropped.
+    pub fn findings(&self, segment: usize, hits: Vec<Hit>) -> Vec<Finding> {
+        let detector = self.detector.kind();
+        hits.into_iter()
+            .filter(|h| h.score >= self.threshold)
+            .map(|h| Finding { detector, label: h.label, score: h.score, segment, span: h.span })
+            .collect()
     }
 
     /// A hit for this rule with the given findings or error.
@@ -271,15 +281,7 @@ impl PolicySet {
                     continue;
                 }
                 match rule.detector.scan(&scans[i]) {
-                    Ok(hits) => {
-                        findings.extend(hits.into_iter().filter(|h| h.score >= rule.threshold).map(|h| Finding {
-                            detector: rule.detector.kind(),
-                            label: h.label,
-                            score: h.score,
-                            segment: i,
-                            span: h.span,
-                        }))
-                    }
+                    Ok(hits) => findings.extend(rule.findings(i, hits)),
                     Err(e) => {
                         error = Some(e.0);
                         break;

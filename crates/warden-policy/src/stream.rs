@@ -11,7 +11,7 @@
 //! then, because releasing it earlier would leak what they are meant to stop.
 
 use crate::set::{PolicySet, Target};
-use warden_core::{Action, Detector, Finding, Phase, Role, RuleHit, ScanText, StreamScanner};
+use warden_core::{Action, Phase, Role, RuleHit, ScanText, StreamScanner};
 
 struct Judged {
     policy: String,
@@ -50,20 +50,6 @@ impl TextJudge {
         &self.text
     }
 
-    fn findings(&self, rule: &crate::set::Rule, hits: Vec<warden_core::Hit>) -> Vec<Finding> {
-        let detector: &dyn Detector = rule.detector.as_ref();
-        hits.into_iter()
-            .filter(|h| h.score >= rule.threshold)
-            .map(|h| Finding {
-                detector: detector.kind(),
-                label: h.label,
-                score: h.score,
-                segment: self.index,
-                span: h.span,
-            })
-            .collect()
-    }
-
     /// Feeds the next piece of text; returns the rules that fired on it.
     pub fn push(&mut self, piece: &str) -> Vec<RuleHit> {
         self.text.push_str(piece);
@@ -73,7 +59,7 @@ impl TextJudge {
             let hits = scanner.push(piece);
             if !hits.is_empty() {
                 let j = &self.rules[i];
-                let f = self.findings(&j.rule, hits);
+                let f = j.rule.findings(self.index, hits);
                 if !f.is_empty() {
                     out.push(j.rule.hit(&j.policy, f, None));
                 }
@@ -97,7 +83,7 @@ impl TextJudge {
         }
         let mut out = Vec::new();
         for (j, (hits, error)) in self.rules.iter().zip(results) {
-            let f = self.findings(&j.rule, hits);
+            let f = j.rule.findings(self.index, hits);
             if !f.is_empty() || error.is_some() {
                 out.push(j.rule.hit(&j.policy, f, error));
             }
