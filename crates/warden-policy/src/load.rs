@@ -101,16 +101,17 @@ pub(crate) fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The sha256 over every file of the directory (relative path and content), which names the exact
-/// policy files behind a decision. Hidden files (the signature) are not part of it.
-pub fn digest_dir(dir: &Path) -> std::io::Result<String> {
+/// The policy set's digest: a sha256 over every file of the directory (relative path and
+/// content, from its manifest), which names the exact policy files behind a decision. Hidden files
+/// (the signature) are not part of it.
+fn digest_of(manifest: &std::collections::BTreeMap<String, String>) -> String {
     let mut h = Sha256::new();
-    for (rel, sha) in sign::manifest(dir)? {
+    for (rel, sha) in manifest {
         h.update((rel.len() as u64).to_le_bytes());
         h.update(rel.as_bytes());
         h.update(sha.as_bytes());
     }
-    Ok(hex::encode(h.finalize()))
+    hex::encode(h.finalize())
 }
 
 /// Reads a phrase file: one phrase a line; blank lines and lines starting with `#` are skipped;
@@ -179,12 +180,15 @@ impl PolicySet {
     /// Like [`PolicySet::load`], with options (a signature to verify).
     pub fn load_with(dir: &Path, opts: &LoadOptions) -> Result<PolicySet, LoadErrors> {
         let fail = |m: String| LoadErrors(vec![LoadError { file: dir.to_path_buf(), pos: None, message: m }]);
+        // One manifest (every file's sha256) serves the signature check and the digest.
+        let manifest = sign::manifest(dir)
+            .map_err(|e| fail(format!("cannot read the policy directory: {e}; check --policies")))?;
         if let Some(key) = &opts.verify_key {
-            sign::verify_dir(dir, key).map_err(fail)?;
+            sign::verify_manifest(dir, key, &manifest).map_err(fail)?;
         }
+        let digest = digest_of(&manifest);
         let mut files = Vec::new();
         walk(dir, &mut files).map_err(|e| fail(format!("cannot read the policy directory: {e}; check --policies")))?;
-        let digest = digest_dir(dir).map_err(|e| fail(format!("cannot read the policy directory: {e}")))?;
         let schema_dir = dir.join("schema");
         let files: Vec<PathBuf> = files.into_iter().filter(|f| is_yaml(f) && !f.starts_with(&schema_dir)).collect();
 

@@ -78,13 +78,9 @@ impl Matcher {
         })
     }
 
-    /// Whether the policy applies to this request.
-    pub fn matches(&self, t: &Target<'_>) -> bool {
-        self.matches_static(t, &Candidate::new(t.model), &Candidate::new(t.tenant)) && self.headers_match(t)
-    }
-
-    /// The part of [`Matcher::matches`] that depends on provider, route, model and tenant only
-    /// (what a selection can remember), with the model and tenant prepared once for many policies.
+    /// Whether the policy applies as far as provider, route, model and tenant tell (what a
+    /// selection can remember), with the model and tenant prepared once for many policies.
+    /// [`Matcher::headers_match`] completes it per request.
     fn matches_static(&self, t: &Target<'_>, model: &Candidate<'_>, tenant: &Candidate<'_>) -> bool {
         self.providers.as_ref().is_none_or(|p| p.contains(&t.provider))
             && self.models.as_ref().is_none_or(|g| g.is_match_candidate(model))

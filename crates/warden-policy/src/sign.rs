@@ -91,6 +91,12 @@ pub fn sign_dir(dir: &Path, key: &SigningKey) -> Result<usize, String> {
 
 /// Checks that `dir` is signed by `key` and unchanged since. The error says what differs.
 pub fn verify_dir(dir: &Path, key: &VerifyingKey) -> Result<(), String> {
+    let now = manifest(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    verify_manifest(dir, key, &now)
+}
+
+/// Like [`verify_dir`], with the directory's current manifest already computed.
+pub fn verify_manifest(dir: &Path, key: &VerifyingKey, now: &BTreeMap<String, String>) -> Result<(), String> {
     let path = dir.join(SIGNATURE_FILE);
     let text = std::fs::read_to_string(&path).map_err(|_| {
         format!(
@@ -107,9 +113,8 @@ pub fn verify_dir(dir: &Path, key: &VerifyingKey) -> Result<(), String> {
         .ok_or_else(|| format!("{SIGNATURE_FILE}: the signature is malformed"))?;
     key.verify(&canonical(&file.manifest), &sig)
         .map_err(|_| "the policy signature does not verify with the configured key: signed by another key, or the manifest was edited".to_string())?;
-    let now = manifest(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     let mut problems = Vec::new();
-    for (p, sha) in &now {
+    for (p, sha) in now {
         match file.manifest.get(p) {
             None => problems.push(format!("`{p}` was added after signing")),
             Some(s) if s != sha => problems.push(format!("`{p}` changed after signing")),
