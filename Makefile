@@ -2,8 +2,10 @@
 # Builds go to a cache outside the clone so that repeated runs are incremental.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/warden/target
 BIN := $(CARGO_TARGET_DIR)/debug
+# ONNX Runtime, fetched from PyPI by scripts/setup-ort.sh (the classifier loads it at run time).
+export ORT_DYLIB_PATH ?= $(HOME)/.cache/warden/onnxruntime-1.31.1/libonnxruntime.so.1.31.1
 
-.PHONY: run test build setup lint unit e2e policies bench load fmt
+.PHONY: run test build setup plugins lint unit e2e policies bench load fmt
 
 build:
 	cargo build --locked -p warden -p mock-llm
@@ -11,18 +13,24 @@ build:
 setup:
 	scripts/setup-system.sh
 	scripts/setup-python.sh
+	scripts/setup-ort.sh >/dev/null
+	scripts/build-plugins.sh
 
-run: build
+# The example plugins (C -> WebAssembly components) in plugins/build/.
+plugins:
+	scripts/build-plugins.sh
+
+run: setup build
 	scripts/run.sh
 
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 
-unit:
+unit: setup
 	cargo test --locked --workspace
 
-policies: build
+policies: setup build
 	$(BIN)/warden validate policies
 	$(BIN)/warden test policies
 
@@ -34,8 +42,8 @@ test: lint unit policies e2e
 fmt:
 	cargo fmt --all
 
-bench:
-	cargo bench -p warden-benches --bench phrases --bench policy
+bench: setup
+	cargo bench -p warden-benches --bench phrases --bench policy --bench detectors
 
-load:
+load: setup
 	bash benches/load.sh

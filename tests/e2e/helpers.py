@@ -451,13 +451,19 @@ def rule_ids(decision: dict | None) -> list[str]:
     return [r["id"] for r in (decision or {}).get("rules", [])]
 
 
-def collect_openai_chat_stream(stream: Iterable[Any]) -> tuple[str, list[str | None]]:
-    """Text and finish reasons (of choice 0) from an OpenAI SDK chat stream."""
-    text, finishes = [], []
+def openai_chat_deltas(stream: Iterable[Any]) -> tuple[list[str], list[str | None]]:
+    """The text deltas, one by one, and the finish reasons from an OpenAI SDK chat stream."""
+    deltas, finishes = [], []
     for chunk in stream:
         for c in chunk.choices:
             if c.delta is not None and c.delta.content:
-                text.append(c.delta.content)
+                deltas.append(c.delta.content)
             if c.finish_reason is not None:
                 finishes.append(c.finish_reason)
-    return "".join(text), finishes
+    return deltas, finishes
+
+
+def collect_openai_chat_stream(stream: Iterable[Any]) -> tuple[str, list[str | None]]:
+    """Text and finish reasons from an OpenAI SDK chat stream."""
+    deltas, finishes = openai_chat_deltas(stream)
+    return "".join(deltas), finishes

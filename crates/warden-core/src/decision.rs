@@ -66,6 +66,9 @@ pub struct Finding {
     pub segment: usize,
     /// Byte span in that segment's text.
     pub span: Range<usize>,
+    /// The action the detector asked for (a plugin's verdict), when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
 }
 
 /// One rule that fired (or failed).

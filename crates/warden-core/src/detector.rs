@@ -6,6 +6,8 @@
 //! ends the evaluation first. A detector may also offer a streaming form ([`StreamScanner`]) that
 //! keeps state across the deltas of a streamed completion.
 
+use crate::decision::Action;
+use crate::exchange::{Phase, Role};
 use crate::normalize::{normalize, Normalized};
 use std::cell::OnceCell;
 use std::fmt;
@@ -20,6 +22,22 @@ pub struct Hit {
     pub score: f32,
     /// The byte span in the original text (what `redact` replaces).
     pub span: Range<usize>,
+    /// The action the detector itself asks for (a plugin's verdict); `None` leaves it to the
+    /// rule. The rule's `action` caps it either way.
+    pub action: Option<Action>,
+}
+
+impl Hit {
+    /// A hit that leaves the action to its rule.
+    pub fn new(label: impl Into<String>, score: f32, span: Range<usize>) -> Self {
+        Self { label: label.into(), score, span, action: None }
+    }
+
+    /// The same hit, asking for `action` (capped by the rule's).
+    pub fn asking(mut self, action: Action) -> Self {
+        self.action = Some(action);
+        self
+    }
 }
 
 /// A detector failed to give an answer (a trap, a model error, a timeout). The rule's `on_error`
@@ -37,22 +55,53 @@ pub enum Cost {
     Pooled,
 }
 
+/// Where a text comes from: what detectors that judge in context (plugins) are told.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// The phase the text belongs to.
+    pub phase: Phase,
+    /// Who wrote it.
+    pub role: Role,
+    /// The model named in the request.
+    pub model: &'a str,
+    /// The tenant.
+    pub tenant: &'a str,
+}
+
+impl Default for Context<'_> {
+    fn default() -> Self {
+        Self { phase: Phase::Prompt, role: Role::User, model: "", tenant: "" }
+    }
+}
+
 /// One text to scan, with its normalised form computed at most once and shared by every
 /// detector that wants it.
 pub struct ScanText<'a> {
     text: &'a str,
+    context: Context<'a>,
     normalized: OnceCell<Normalized>,
 }
 
 impl<'a> ScanText<'a> {
-    /// Wraps a text; nothing is computed yet.
+    /// Wraps a text (a user's prompt, by default); nothing is computed yet.
     pub fn new(text: &'a str) -> Self {
-        Self { text, normalized: OnceCell::new() }
+        Self { text, context: Context::default(), normalized: OnceCell::new() }
+    }
+
+    /// The same text, placed in `context`.
+    pub fn with_context(mut self, context: Context<'a>) -> Self {
+        self.context = context;
+        self
     }
 
     /// The original text.
     pub fn text(&self) -> &'a str {
         self.text
+    }
+
+    /// Where the text comes from.
+    pub fn context(&self) -> &Context<'a> {
+        &self.context
     }
 
     /// The normalised text and its offset map, computed on first use.
@@ -94,4 +143,10 @@ pub trait StreamScanner: Send {
     /// The byte offset in the whole text before which no future hit can start. The stream guard
     /// may release everything before it and must hold everything after it.
     fn safe_until(&self) -> usize;
+
+    /// Takes the failure, if the detector failed on the text so far (a model error): the rule's
+    /// `on_error` then decides. Detectors that cannot fail keep the default.
+    fn take_error(&mut self) -> Option<DetectorError> {
+        None
+    }
 }

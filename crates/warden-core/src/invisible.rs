@@ -36,7 +36,7 @@ fn find_from(text: &str, base: usize) -> Vec<Hit> {
                     last.label = class.to_string();
                 }
             }
-            _ => hits.push(Hit { label: class.to_string(), score: 1.0, span: s..e }),
+            _ => hits.push(Hit::new(class, 1.0, s..e)),
         }
     }
     hits

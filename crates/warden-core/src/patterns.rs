@@ -52,11 +52,7 @@ impl PatternSet {
             .matches(text)
             .into_iter()
             .flat_map(|i| {
-                self.each[i].find_iter(text).map(move |m| Hit {
-                    label: self.each[i].as_str().to_string(),
-                    score: 1.0,
-                    span: m.start()..m.end(),
-                })
+                self.each[i].find_iter(text).map(move |m| Hit::new(self.each[i].as_str(), 1.0, m.start()..m.end()))
             })
             .collect();
         hits.sort_by_key(|h| (h.span.start, std::cmp::Reverse(h.span.end)));
@@ -104,7 +100,7 @@ impl PatternStream {
                     self.pending[i] = Some(m.start());
                     break;
                 }
-                hits.push(Hit { label: re.as_str().to_string(), score: 1.0, span: m.start()..m.end() });
+                hits.push(Hit::new(re.as_str(), 1.0, m.start()..m.end()));
                 at = if m.end() > m.start() { m.end() } else { next_char(&self.text, m.end()) };
             }
             // Nothing can start before `len - max_len` any more (matches are at most max_len).

@@ -143,7 +143,7 @@ impl PhraseSet {
     }
 
     fn hit(&self, n: &Normalized, f: Found) -> Hit {
-        Hit { label: self.phrases[f.pattern].clone(), score: 1.0, span: n.original_span(f.norm) }
+        Hit::new(self.phrases[f.pattern].clone(), 1.0, n.original_span(f.norm))
     }
 
     /// Checks the word-boundary condition. A match at the very end of the text passes the end

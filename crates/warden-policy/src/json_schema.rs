@@ -52,7 +52,7 @@ impl Detector for JsonSchemaDetector {
         let whole = 0..text.len();
         let value: Value = match serde_json::from_str(json_body(text)) {
             Ok(v) => v,
-            Err(e) => return Ok(vec![Hit { label: format!("not JSON: {e}"), score: 1.0, span: whole }]),
+            Err(e) => return Ok(vec![Hit::new(format!("not JSON: {e}"), 1.0, whole)]),
         };
         Ok(self
             .validator
@@ -61,7 +61,7 @@ impl Detector for JsonSchemaDetector {
             .map(|e| {
                 let at = e.instance_path().as_str().to_string();
                 let at = if at.is_empty() { "/".to_string() } else { at };
-                Hit { label: format!("at {at}: {e}"), score: 1.0, span: whole.clone() }
+                Hit::new(format!("at {at}: {e}"), 1.0, whole.clone())
             })
             .collect())
     }

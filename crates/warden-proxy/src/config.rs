@@ -129,6 +129,9 @@ pub struct Limits {
     pub stream_idle_timeout_ms: u64,
     /// Longest a whole exchange may take.
     pub total_timeout_ms: u64,
+    /// How many requests may run costly detectors (classifier, plugins) at once; the rest wait
+    /// their turn. 0: one per CPU core.
+    pub detector_workers: usize,
 }
 
 impl Default for Limits {
@@ -144,6 +147,7 @@ impl Default for Limits {
             response_timeout_ms: 120_000,
             stream_idle_timeout_ms: 60_000,
             total_timeout_ms: 600_000,
+            detector_workers: 0,
         }
     }
 }

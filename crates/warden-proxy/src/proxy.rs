@@ -42,6 +42,36 @@ pub struct Shared {
     pub reloads: AtomicU64,
     /// How policies are loaded (the signature to verify).
     pub load_options: warden_policy::LoadOptions,
+    /// Permits to run costly detectors: the bounded pool that requests await.
+    pub detector_pool: tokio::sync::Semaphore,
+}
+
+impl Shared {
+    /// Evaluates `phase` of a request. When a costly detector (classifier, plugin) applies, the
+    /// request first waits for a permit of the detector pool, then evaluates on its own thread
+    /// while the runtime moves other tasks elsewhere, so slow detectors never stall the proxy.
+    pub async fn evaluate(
+        &self,
+        policies: &PolicySet,
+        phase: Phase,
+        target: &Target<'_>,
+        texts: &[(Role, &str)],
+    ) -> Decision {
+        if !policies.has_costly(phase, target) {
+            return policies.evaluate(phase, target, texts);
+        }
+        let _permit = self.detector_pool.acquire().await.expect("the detector pool is never closed");
+        off_the_runtime(|| policies.evaluate(phase, target, texts))
+    }
+}
+
+/// Runs costly detector work on the current thread after handing this worker's other tasks to
+/// the rest of the runtime, so that a slow model or plugin never stalls other requests.
+fn off_the_runtime<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 /// The header naming the decision: `allow`, `flag`, `redact`, `block`, or `error` when the
@@ -159,7 +189,7 @@ async fn exchange(
 
     // guard(prompt)
     let texts: Vec<(Role, &str)> = request.segments.iter().map(|s| (s.role, s.text.as_str())).collect();
-    let prompt = policies.evaluate(Phase::Prompt, &target, &texts);
+    let prompt = shared.evaluate(&policies, Phase::Prompt, &target, &texts).await;
     rec.data().prompt = Some((&prompt).into());
     rec.data().policy_digest = Some(policies.digest().to_string());
     if let Some(hit) = prompt.blocking_hit() {
@@ -190,6 +220,7 @@ async fn exchange(
 
     // guard(completion), streamed: the stream guard runs in its own task.
     if is_sse {
+        let costly = policies.has_costly(Phase::Completion, &target);
         let target = StreamTarget {
             provider,
             route: path.clone(),
@@ -202,13 +233,13 @@ async fn exchange(
         let idle = Limits::ms(limits.stream_idle_timeout_ms);
         let deadline = tokio::time::Instant::from_std(started) + Limits::ms(limits.total_timeout_ms);
         rec.data().status = status.as_u16();
-        tokio::spawn(pump(resp, guard, tx, rec.take(), idle, deadline));
+        tokio::spawn(pump(resp, guard, costly, tx, rec.take(), idle, deadline));
         return Ok(response(status, headers, body.boxed(), prompt.action));
     }
 
     // guard(completion), whole
     let body = read_upstream(resp, limits).await?;
-    let (body, completion) = guard_completion(api, &policies, &target, body)?;
+    let (body, completion) = guard_completion(shared, api, &policies, &target, body).await?;
     rec.data().completion = Some((&completion).into());
     if completion.action == Action::Block {
         rec.data().outcome = "refused";
@@ -268,7 +299,8 @@ async fn read_upstream(mut resp: reqwest::Response, limits: &crate::config::Limi
 
 /// Judges a whole completion and withholds or redacts in place. An unchanged answer is returned
 /// byte for byte.
-fn guard_completion(
+async fn guard_completion(
+    shared: &Shared,
     api: Api,
     policies: &PolicySet,
     target: &Target<'_>,
@@ -278,7 +310,7 @@ fn guard_completion(
         .map_err(|_| ProxyError::BadGateway("the upstream's answer is not JSON, so it cannot be inspected".into()))?;
     let texts = adapter::completion_texts(api, &json);
     let pairs: Vec<(Role, &str)> = texts.iter().map(|t| (t.segment.role, t.segment.text.as_str())).collect();
-    let d = policies.evaluate(Phase::Completion, target, &pairs);
+    let d = shared.evaluate(policies, Phase::Completion, target, &pairs).await;
     match d.action {
         Action::Block => {
             let Some(hit) = d.blocking_hit() else { return Ok((body, d)) };
@@ -312,6 +344,7 @@ fn guard_completion(
 async fn pump(
     mut resp: reqwest::Response,
     mut guard: StreamGuard,
+    costly: bool,
     tx: tokio::sync::mpsc::Sender<Bytes>,
     mut rec: Record,
     idle: Duration,
@@ -320,7 +353,9 @@ async fn pump(
     loop {
         let wait = idle.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
         let out = match tokio::time::timeout(wait, resp.chunk()).await {
+            Ok(Ok(Some(b))) if costly => off_the_runtime(|| guard.feed(&b)),
             Ok(Ok(Some(b))) => guard.feed(&b),
+            Ok(Ok(None)) if costly => off_the_runtime(|| guard.finish()),
             Ok(Ok(None)) => guard.finish(),
             Ok(Err(e)) => {
                 let m = format!("the upstream broke off the stream: {}", upstream::describe(&e));

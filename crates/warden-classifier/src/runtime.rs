@@ -1,0 +1,52 @@
+//! Finding and loading ONNX Runtime.
+//!
+//! `ort` loads the library at run time (`load-dynamic`): Warden links nothing at build time, and
+//! the library comes from the PyPI wheel `onnxruntime==1.31.1`, which `scripts/setup-ort.sh`
+//! fetches. Loading a missing library would panic inside `ort`, so the path is checked first and
+//! a missing library is an error that says how to get it.
+
+use crate::model::ClassifierError;
+use ort::environment::Environment;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// The ONNX Runtime version the `ort` binding is built for.
+pub const ORT_VERSION: &str = "1.31.1";
+
+/// Where the library is: `ORT_DYLIB_PATH`, else where `scripts/setup-ort.sh` puts it
+/// (`$WARDEN_CACHE` or `~/.cache/warden`, then `onnxruntime-1.31.1/libonnxruntime.so.1.31.1`).
+pub fn library_path() -> Result<PathBuf, ClassifierError> {
+    let path = match std::env::var_os("ORT_DYLIB_PATH") {
+        Some(p) => PathBuf::from(p),
+        None => std::env::var_os("WARDEN_CACHE")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/warden")))
+            .unwrap_or_default()
+            .join(format!("onnxruntime-{ORT_VERSION}/libonnxruntime.so.{ORT_VERSION}")),
+    };
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(ClassifierError::Runtime(format!(
+            "ONNX Runtime not found at {}: run scripts/setup-ort.sh (make does it) and set ORT_DYLIB_PATH \
+             to the libonnxruntime.so.{ORT_VERSION} it prints",
+            path.display()
+        )))
+    }
+}
+
+/// The process's ONNX Runtime environment, loaded on first use.
+pub(crate) fn environment() -> Result<&'static Environment, ClassifierError> {
+    static ENV: OnceLock<Result<Environment, String>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let path = library_path().map_err(|e| e.to_string())?;
+        let builder =
+            ort::init_from(&path).map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", path.display()))?;
+        builder
+            .with_name("warden")
+            .build()
+            .map_err(|e| format!("cannot start ONNX Runtime from {}: {e}", path.display()))
+    })
+    .as_ref()
+    .map_err(|e| ClassifierError::Runtime(e.clone()))
+}
