@@ -1,9 +1,11 @@
 # Warden: `make run` starts the demo, `make test` runs everything CI checks.
 # Builds go to a cache outside the clone so that repeated runs are incremental.
-export CARGO_TARGET_DIR ?= $(HOME)/.cache/warden/target
+# WARDEN_CACHE also holds ONNX Runtime and the compiled plugins.
+export WARDEN_CACHE ?= $(HOME)/.cache/warden
+export CARGO_TARGET_DIR ?= $(WARDEN_CACHE)/target
 BIN := $(CARGO_TARGET_DIR)/debug
 # ONNX Runtime, fetched from PyPI by scripts/setup-ort.sh (the classifier loads it at run time).
-export ORT_DYLIB_PATH ?= $(HOME)/.cache/warden/onnxruntime-1.31.1/libonnxruntime.so.1.31.1
+export ORT_DYLIB_PATH ?= $(WARDEN_CACHE)/onnxruntime-1.31.1/libonnxruntime.so.1.31.1
 
 .PHONY: run test build setup plugins lint unit e2e policies bench load fmt
 
