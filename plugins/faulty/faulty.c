@@ -13,6 +13,8 @@
  *                       text (not on a UTF-8 boundary); allows if the text is all ASCII
  *   "bad-utf8-reason"   flags with a reason that is not valid UTF-8 (the host's lifting of the
  *                       string fails)
+ *   "long-reason"       flags with a 100 KB reason (the host cuts it)
+ *   "many-spans"        redacts 20,000 spans (more than the host accepts)
  *   "none", missing, unknown, or a malformed config: allow
  */
 #include "warden_plugin.h"
@@ -66,6 +68,16 @@ void warden_evaluate(const warden_input_t *in, warden_verdict_t *out) {
         static const char bad[] = {'b', 'a', 'd', ' ', (char)0xC3, (char)0x28, (char)0xFF};
         warden_str_t r = {bad, sizeof bad};
         warden_flag_str(out, r);
+    } else if (strcmp(fault, "long-reason") == 0) {
+        /* 100 KB of reason: the host keeps only the start of it. */
+        static char longr[100 * 1024];
+        memset(longr, 'x', sizeof longr);
+        warden_str_t r = {longr, sizeof longr};
+        warden_flag_str(out, r);
+    } else if (strcmp(fault, "many-spans") == 0) {
+        /* 20,000 one-byte spans (all over the first byte): more than the host accepts. */
+        if (in->text.len > 0)
+            for (int i = 0; i < 20000; i++) warden_redact_add(out, 0, 1);
     }
     free(fault);
 }

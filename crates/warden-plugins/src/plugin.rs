@@ -41,6 +41,25 @@ pub enum PluginError {
     Call(String),
 }
 
+/// The longest reason kept from a plugin (it goes into records and logs); longer ones are cut.
+pub const MAX_REASON_BYTES: usize = 256;
+
+/// The most spans one redact verdict may name.
+pub const MAX_SPANS: usize = 10_000;
+
+/// A plugin's reason, cut to [`MAX_REASON_BYTES`] on a character boundary.
+fn clip(mut reason: String) -> String {
+    if reason.len() > MAX_REASON_BYTES {
+        let mut end = MAX_REASON_BYTES;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+        reason.push('…');
+    }
+    reason
+}
+
 /// What one call may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -185,8 +204,15 @@ impl Plugin {
         let len = text.len();
         Ok(match v {
             bindings::Verdict::Allow => Verdict::Allow,
-            bindings::Verdict::Flag(r) => Verdict::Flag(r),
-            bindings::Verdict::Block(r) => Verdict::Block(r),
+            bindings::Verdict::Flag(r) => Verdict::Flag(clip(r)),
+            bindings::Verdict::Block(r) => Verdict::Block(clip(r)),
+            bindings::Verdict::Redact(spans) if spans.len() > MAX_SPANS => {
+                return Err(PluginError::Call(format!(
+                    "plugin `{}` answered redact with {} spans; at most {MAX_SPANS} are accepted",
+                    self.name,
+                    spans.len()
+                )))
+            }
             bindings::Verdict::Redact(spans) => Verdict::Redact(
                 spans
                     .into_iter()

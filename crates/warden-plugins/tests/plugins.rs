@@ -78,6 +78,12 @@ fn traps_timeouts_memory_caps_and_bad_answers_are_errors_that_say_which() {
         assert!(m.contains("answered redact with span"), "{f}: {m}");
     }
     assert!(fault(&p, "bad-utf8-reason", &limits).contains("faulty"));
+    assert!(fault(&p, "many-spans", &limits).contains("20000 spans; at most 10000"));
+    // A reason is cut short before it reaches records and logs.
+    match p.evaluate(&input("hi", r#"{"fault": "long-reason"}"#), &limits).unwrap() {
+        Verdict::Flag(r) => assert_eq!(r, format!("{}…", "x".repeat(256))),
+        other => panic!("{other:?}"),
+    }
     // Every call gets a fresh instance: the plugin still answers after all of that.
     assert_eq!(p.evaluate(&input("fine", r#"{"fault": "none"}"#), &limits).unwrap(), Verdict::Allow);
 }

@@ -173,3 +173,35 @@ fn the_brand_steering_example_runs_its_plugin_and_passes_its_tests() {
     assert!(failed.is_empty(), "{failed:#?}");
     assert_eq!(outcomes.len(), 5);
 }
+
+/// A plugin or model pinned by sha256 loads only with those exact bytes.
+#[test]
+fn pinned_plugins_and_models_refuse_other_bytes() {
+    let d = tempfile::tempdir().unwrap();
+    let wasm = std::fs::read(repo().join("plugins/build/link-guard.wasm")).unwrap();
+    std::fs::write(d.path().join("link-guard.wasm"), &wasm).unwrap();
+    std::fs::copy(repo().join("policies/models/guard-classifier.onnx"), d.path().join("guard.onnx")).unwrap();
+    let sha = |b: &[u8]| {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(b))
+    };
+    let model_sha = sha(&std::fs::read(d.path().join("guard.onnx")).unwrap());
+    let policy = |plugin_sha: &str, model_sha: &str| {
+        format!(
+            "name: pinned\nrules:\n  - id: p\n    action: flag\n    plugin: {{ file: {{ path: link-guard.wasm, sha256: {plugin_sha} }} }}\n  - id: c\n    action: flag\n    classifier: {{ model: {{ path: guard.onnx, sha256: {model_sha} }}, labels: [injection] }}\n"
+        )
+    };
+    std::fs::write(d.path().join("p.yaml"), policy(&sha(&wasm), &model_sha)).unwrap();
+    PolicySet::load(d.path()).unwrap_or_else(|e| panic!("{e}"));
+    // One byte of the plugin changes (a custom section, so it would still load unpinned).
+    let mut tampered = wasm.clone();
+    tampered.extend_from_slice(&[0, 4, 3, b'x', b'y', b'z']);
+    std::fs::write(d.path().join("link-guard.wasm"), &tampered).unwrap();
+    let err = PolicySet::load(d.path()).unwrap_err().to_string();
+    assert!(err.contains("plugin.file: `link-guard.wasm` has sha256"), "{err}");
+    assert!(err.contains("the file changed: review it, then update the pin"), "{err}");
+    std::fs::write(d.path().join("link-guard.wasm"), &wasm).unwrap();
+    std::fs::write(d.path().join("p.yaml"), policy(&sha(&wasm), &"0".repeat(64))).unwrap();
+    let err = PolicySet::load(d.path()).unwrap_err().to_string();
+    assert!(err.contains("classifier.model: `guard.onnx` has sha256"), "{err}");
+}
