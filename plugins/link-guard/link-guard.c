@@ -253,12 +253,10 @@ void warden_evaluate(const warden_input_t *in, warden_verdict_t *out) {
             warden_redact_add(out, (uint32_t)u.start, (uint32_t)u.end);
             continue;
         }
-        /* Block or flag on the first disallowed link. */
-        if (mode == ON_BLOCK) warden_block(out, "link to ");
-        else warden_flag(out, "link to ");
-        if (u.host.len) warden_reason_append_str(out, u.host);
-        else warden_reason_append(out, "(no host)");
-        warden_reason_append(out, " not allowed");
+        /* Block or flag on the first disallowed link. The reason goes into Warden's records,
+         * which never hold the text itself, so it does not quote the host. */
+        if (mode == ON_BLOCK) warden_block(out, "link to a host not on the allowlist");
+        else warden_flag(out, "link to a host not on the allowlist");
         break;
     }
     allow_free(&allow);

@@ -18,8 +18,10 @@
  *   - Use only wasi-libc's malloc/free/realloc and <string.h>-style functions. No stdio, no
  *     files, no clock: anything that needs a WASI import makes the component unloadable, and
  *     scripts/build-plugins.sh refuses a core module with any import.
- *   - Reasons must be valid UTF-8 (the host traps on anything else). Spans are byte offsets
- *     into in->text, end exclusive, start <= end <= text.len, on UTF-8 character boundaries.
+ *   - Reasons must be valid UTF-8 (the host fails the call on anything else); Warden records
+ *     the first 256 bytes, and records never hold the text, so do not quote it. Spans are byte
+ *     offsets into in->text, end exclusive, start < end <= text.len, on UTF-8 character
+ *     boundaries, at most 10,000 per verdict; anything else fails the call.
  *   - The helpers trap (abort the call, which Warden reports as a detector error) when memory
  *     runs out; they never return a half-built verdict.
  */

@@ -8,7 +8,7 @@
 use crate::model::ClassifierError;
 use ort::environment::Environment;
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// The ONNX Runtime version the `ort` binding is built for.
 pub const ORT_VERSION: &str = "1.31.1";
@@ -35,18 +35,24 @@ pub fn library_path() -> Result<PathBuf, ClassifierError> {
     }
 }
 
-/// The process's ONNX Runtime environment, loaded on first use.
+/// The process's ONNX Runtime environment, loaded on first use. A failure is not remembered:
+/// once the library is installed, the next policy load (a reload) succeeds without a restart.
 pub(crate) fn environment() -> Result<&'static Environment, ClassifierError> {
-    static ENV: OnceLock<Result<Environment, String>> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let path = library_path().map_err(|e| e.to_string())?;
-        let builder =
-            ort::init_from(&path).map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", path.display()))?;
-        builder
-            .with_name("warden")
-            .build()
-            .map_err(|e| format!("cannot start ONNX Runtime from {}: {e}", path.display()))
-    })
-    .as_ref()
-    .map_err(|e| ClassifierError::Runtime(e.clone()))
+    static ENV: OnceLock<Environment> = OnceLock::new();
+    static LOADING: Mutex<()> = Mutex::new(());
+    if let Some(env) = ENV.get() {
+        return Ok(env);
+    }
+    let _one_at_a_time = LOADING.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(env) = ENV.get() {
+        return Ok(env);
+    }
+    let path = library_path()?;
+    let builder = ort::init_from(&path)
+        .map_err(|e| ClassifierError::Runtime(format!("cannot load ONNX Runtime from {}: {e}", path.display())))?;
+    let env = builder
+        .with_name("warden")
+        .build()
+        .map_err(|e| ClassifierError::Runtime(format!("cannot start ONNX Runtime from {}: {e}", path.display())))?;
+    Ok(ENV.get_or_init(|| env))
 }

@@ -71,6 +71,14 @@ pub struct Finding {
     pub action: Option<Action>,
 }
 
+impl Finding {
+    /// Whether a redaction of its rule replaces this finding's span: yes unless the detector
+    /// asked for less (a plugin that flags one text and redacts spans of another).
+    pub fn redacts(&self) -> bool {
+        self.action.is_none_or(|a| a >= Action::Redact)
+    }
+}
+
 /// One rule that fired (or failed).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuleHit {
@@ -131,7 +139,7 @@ impl Decision {
             .iter()
             .filter(|h| h.applied == Action::Redact)
             .flat_map(|h| h.findings.iter())
-            .filter(|f| f.segment == segment)
+            .filter(|f| f.segment == segment && f.redacts())
             .map(|f| f.span.clone());
         merge_spans(spans)
     }

@@ -16,8 +16,14 @@ pub(crate) const TICK: Duration = Duration::from_millis(2);
 /// The largest memory cap a rule may ask for; the pooling allocator reserves slots this big.
 pub const MAX_MEMORY_BYTES: usize = 512 << 20;
 
-/// How many plugin instances may be alive at once across the process (pooling allocator slots).
-const POOL_SLOTS: u32 = 64;
+/// How many plugin calls may run at once across the process. Warden's detector pool stays
+/// below it; the pooling allocator has room for four times as many instances, since a component
+/// may hold several core modules.
+pub const MAX_CONCURRENT_CALLS: usize = 64;
+
+/// Pooling allocator slots (component instances; core instances, memories and tables are
+/// sized from it).
+const POOL_SLOTS: u32 = MAX_CONCURRENT_CALLS as u32 * 4;
 
 /// Host settings.
 #[derive(Debug, Clone, Default)]
@@ -130,13 +136,15 @@ impl Host {
             )));
         }
         let cached = self.config.cache_dir.as_ref().map(|d| cache_path(d, sha256));
-        if let Some(artefact) = cached.as_deref().and_then(|p| std::fs::read(p).ok()) {
-            // Read into memory rather than mapped, so that a cache file truncated while Warden
-            // runs cannot fault the process.
-            // SAFETY: the file was written by `Component::serialize` on an engine of this
-            // build into a directory only this user can write (created 0700), under the
-            // sha256 of the component's source; wasmtime checks the engine configuration
-            // and version on load and refuses an artefact that does not fit.
+        if let Some(artefact) = cached.as_deref().and_then(|p| read_trusted(p, name)) {
+            // SAFETY: a precompiled artefact is native code that runs outside the sandbox, so
+            // it is only read when the directory and the file belong to this user and nobody
+            // else can write them (`read_trusted`): then only this user, who could as well
+            // replace Warden's binary, could have written it, and Warden writes it only with
+            // `Component::serialize` under the sha256 of the component's source. wasmtime
+            // checks the engine configuration and version on load and refuses an artefact
+            // that does not fit. It is read into memory rather than mapped, so that a file
+            // truncated while Warden runs cannot fault the process.
             match unsafe { Component::deserialize(&self.engine, &artefact) } {
                 Ok(c) => return Ok(c),
                 Err(e) => tracing::info!(plugin = name, error = %e, "precompiled plugin not reusable; compiling"),
@@ -163,12 +171,73 @@ fn cache_path(dir: &Path, sha256: &str) -> PathBuf {
 }
 
 fn store_artefact(path: &Path, component: &Component) -> std::io::Result<()> {
+    use std::io::Write;
     let dir = path.parent().expect("cache files live in a directory");
     create_private_dir(dir)?;
+    if !private(dir) {
+        return Err(std::io::Error::other(format!(
+            "{} is writable by other users or not owned by this one; not caching there",
+            dir.display()
+        )));
+    }
     let data = component.serialize().map_err(std::io::Error::other)?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, data)?;
+    let _ = std::fs::remove_file(&tmp);
+    // `create_new` refuses an existing file or symlink at the temporary path.
+    let mut f = private_file_options().open(&tmp)?;
+    f.write_all(&data)?;
+    f.sync_all()?;
     std::fs::rename(&tmp, path)
+}
+
+/// The artefact's bytes, if the directory and the file are this user's and no one else can write
+/// them; otherwise `None` (and the component is compiled afresh).
+fn read_trusted(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let dir = path.parent()?;
+    if !path.exists() {
+        return None;
+    }
+    if !(private(dir) && private(path)) {
+        tracing::warn!(
+            plugin = name,
+            path = %path.display(),
+            "ignoring a precompiled plugin that other users could have written; compiling it instead"
+        );
+        return None;
+    }
+    std::fs::read(path).ok()
+}
+
+/// Whether `p` (not following a symlink) belongs to this user and is not group- or
+/// world-writable.
+#[cfg(unix)]
+fn private(p: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(p).is_ok_and(|m| {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        !m.file_type().is_symlink() && m.uid() == me && m.mode() & 0o022 == 0
+    })
+}
+
+#[cfg(not(unix))]
+fn private(_: &Path) -> bool {
+    false
+}
+
+#[cfg(unix)]
+fn private_file_options() -> std::fs::OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true).mode(0o600);
+    o
+}
+
+#[cfg(not(unix))]
+fn private_file_options() -> std::fs::OpenOptions {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    o
 }
 
 #[cfg(unix)]

@@ -18,7 +18,7 @@ mod host;
 mod plugin;
 
 pub use detector::PluginDetector;
-pub use host::{Host, HostConfig};
+pub use host::{Host, HostConfig, MAX_CONCURRENT_CALLS};
 pub use plugin::{Input, Limits, Phase, Plugin, PluginError, Role, Verdict};
 
 /// The WIT package and world every plugin must target.

@@ -88,18 +88,23 @@ impl Limits {
     }
 }
 
-/// A store's data: the memory cap, and whether it was hit.
+/// A store's data: the memory cap, what all the plugin's memories hold, and whether the cap was
+/// hit.
 struct State {
     memory_cap: usize,
+    memory_used: usize,
     memory_denied: bool,
 }
 
 impl ResourceLimiter for State {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.memory_cap {
+    /// The cap is for the whole call: every memory of every core module counts.
+    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.memory_used - current.min(self.memory_used) + desired;
+        if total > self.memory_cap {
             self.memory_denied = true;
             return Ok(false);
         }
+        self.memory_used = total;
         Ok(true)
     }
 
@@ -108,7 +113,15 @@ impl ResourceLimiter for State {
     }
 
     fn instances(&self) -> usize {
+        8
+    }
+
+    fn memories(&self) -> usize {
         4
+    }
+
+    fn tables(&self) -> usize {
+        8
     }
 }
 
@@ -174,7 +187,8 @@ impl Plugin {
     /// memory cap or an invalid answer is an error naming which.
     pub fn evaluate(&self, input: &Input, limits: &Limits) -> Result<Verdict, PluginError> {
         let engine = self.host.engine();
-        let mut store = Store::new(engine, State { memory_cap: limits.memory_bytes, memory_denied: false });
+        let mut store =
+            Store::new(engine, State { memory_cap: limits.memory_bytes, memory_used: 0, memory_denied: false });
         store.limiter(|s| s as &mut dyn ResourceLimiter);
         let ticks = limits.timeout.as_millis().div_ceil(TICK.as_millis()).max(1) as u64 + 1;
         store.set_epoch_deadline(ticks);

@@ -119,3 +119,32 @@ fn compiled_plugins_are_cached_on_disk_and_reused() {
     let third = Arc::new(Host::new(HostConfig { cache_dir: Some(dir.path().to_path_buf()) }));
     assert!(third.load("link-guard", &bytes).is_ok());
 }
+
+/// A precompiled plugin is native code outside the sandbox: a cache directory that other users
+/// can write is neither read nor written.
+#[cfg(unix)]
+#[test]
+fn a_cache_directory_others_can_write_is_not_used() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let bytes = wasm("link-guard");
+    let h = Arc::new(Host::new(HostConfig { cache_dir: Some(dir.path().to_path_buf()) }));
+    h.load("link-guard", &bytes).unwrap();
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing is cached in a shared directory");
+    // Another plugin's compiled code planted there under link-guard's name is ignored: link-guard
+    // is compiled from its own bytes and redacts (the planted `faulty` would allow).
+    let private = tempfile::tempdir().unwrap();
+    Arc::new(Host::new(HostConfig { cache_dir: Some(private.path().to_path_buf()) }))
+        .load("faulty", &wasm("faulty"))
+        .unwrap();
+    let planted = std::fs::read_dir(private.path()).unwrap().next().unwrap().unwrap().path();
+    use sha2::Digest;
+    let name = format!("{}.cwasm", hex::encode(sha2::Sha256::digest(&bytes)));
+    std::fs::copy(&planted, dir.path().join(&name)).unwrap();
+    std::fs::set_permissions(dir.path().join(&name), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let again = Arc::new(Host::new(HostConfig { cache_dir: Some(dir.path().to_path_buf()) }));
+    let p = again.load("link-guard", &bytes).unwrap();
+    let v = p.evaluate(&input("go to http://bad.example/", r#"{"allowed_hosts": []}"#), &Limits::default());
+    assert!(matches!(v.unwrap(), Verdict::Redact(_)));
+}

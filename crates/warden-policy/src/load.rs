@@ -282,7 +282,8 @@ fn compile_policy(spec: PolicyFile, base: &Path, source: PathBuf, pos: &Position
                 action: r.action.into(),
                 on_error: r.on_error,
                 mode: r.mode.unwrap_or(spec.mode).into(),
-                threshold: r.threshold.unwrap_or(0.0),
+                // A classifier applies its thresholds per label itself.
+                threshold: if r.classifier.is_some() { 0.0 } else { r.threshold.unwrap_or(0.0) },
                 detector,
             }),
             Err(e) => errs.push((at(&format!("/rules/{i}")), format!("rules[{i}] `{}`: {e}", r.id))),

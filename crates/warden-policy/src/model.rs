@@ -38,7 +38,7 @@
 //!     phases: [completion]
 //!     action: redact                 # caps what the plugin may do
 //!     plugin:                        # a WebAssembly component (plugins/wit/)
-//!       file: { path: plugins/link-guard.wasm }
+//!       file: { path: ../plugins/build/link-guard.wasm }   # add sha256: to pin it
 //!       config: { allowed_hosts: [example.com] }   # given to the plugin as JSON
 //!       timeout_ms: 50
 //!       memory_mb: 16

@@ -143,7 +143,9 @@ impl Rule {
     /// action (a plugin's verdict), the strongest it asked for applies, capped by the rule's.
     pub fn hit(&self, policy: &str, findings: Vec<Finding>, error: Option<String>) -> RuleHit {
         let asked = findings.iter().map(|f| f.action.unwrap_or(self.action)).max().unwrap_or(self.action);
-        let applied = if error.is_some() { self.error_action() } else { self.mode.apply(asked.min(self.action)) };
+        let found = if findings.is_empty() { Action::Allow } else { self.mode.apply(asked.min(self.action)) };
+        // A failure on one text never weakens what was found on the others.
+        let applied = if error.is_some() { found.max(self.error_action()) } else { found };
         RuleHit {
             policy: policy.to_string(),
             rule: self.id.clone(),
@@ -271,6 +273,19 @@ impl PolicySet {
     /// costly ([`warden_core::Cost::Pooled`]) detectors are skipped, since the outcome cannot
     /// change.
     pub fn evaluate(&self, phase: Phase, target: &Target<'_>, texts: &[(Role, &str)]) -> Decision {
+        self.evaluate_within(phase, target, texts, None)
+    }
+
+    /// Like [`PolicySet::evaluate`], but once `deadline` has passed, costly detectors are not
+    /// started any more: each rule left gets an error, which its `on_error` decides. A request
+    /// with many texts thus cannot hold the detector pool for long.
+    pub fn evaluate_within(
+        &self,
+        phase: Phase,
+        target: &Target<'_>,
+        texts: &[(Role, &str)],
+        deadline: Option<Instant>,
+    ) -> Decision {
         let started = Instant::now();
         let mut decision = Decision::allow(phase, &self.digest);
         let scans: Vec<ScanText<'_>> = texts
@@ -289,11 +304,17 @@ impl PolicySet {
                 if !rule.roles.contains(role) {
                     continue;
                 }
+                if rule.detector.cost() > warden_core::Cost::Inline && deadline.is_some_and(|d| Instant::now() >= d) {
+                    error.get_or_insert_with(|| {
+                        "the request's time for costly detectors (limits.detector_budget_ms) ran out".to_string()
+                    });
+                    break;
+                }
                 match rule.detector.scan(&scans[i]) {
                     Ok(hits) => findings.extend(rule.findings(i, hits)),
+                    // The first failure is kept; the other texts are still judged.
                     Err(e) => {
-                        error = Some(e.0);
-                        break;
+                        error.get_or_insert(e.0);
                     }
                 }
             }

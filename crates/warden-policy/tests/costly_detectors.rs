@@ -205,3 +205,41 @@ fn pinned_plugins_and_models_refuse_other_bytes() {
     let err = PolicySet::load(d.path()).unwrap_err().to_string();
     assert!(err.contains("classifier.model: `guard.onnx` has sha256"), "{err}");
 }
+
+/// A plugin that fails on one message (here: a text bigger than its memory cap) does not
+/// weaken what it found in another: the block stands although `on_error` says flag.
+#[test]
+fn a_failure_on_one_text_never_weakens_a_finding_on_another() {
+    let s = set(r#"
+name: links
+rules:
+  - id: link-guard
+    action: block
+    on_error: flag
+    plugin:
+      file: link-guard.wasm
+      memory_mb: 1
+      config: { allowed_hosts: [], on_match: block }
+"#);
+    let huge = "a".repeat(2 << 20);
+    let d = s.evaluate(Phase::Prompt, &target(), &[(Role::User, "see http://evil.test/"), (Role::Tool, &huge)]);
+    assert_eq!(d.action, Action::Block, "{d:#?}");
+    assert!(d.hits[0].error.as_deref().unwrap_or_default().contains("memory cap of 1 MiB"), "{d:#?}");
+    // And the failing text still fails on its own, as `on_error` says.
+    assert_eq!(s.evaluate(Phase::Prompt, &target(), &[(Role::Tool, &huge)]).action, Action::Flag);
+}
+
+/// Once a request's time for costly detectors has run out, the rules left count as failed.
+#[test]
+fn costly_rules_past_the_deadline_are_failures_for_on_error() {
+    let s = set(
+        "name: c\nrules:\n  - id: r\n    action: flag\n    on_error: block\n    classifier: { model: guard.onnx, labels: [injection] }\n",
+    );
+    let past = std::time::Instant::now() - std::time::Duration::from_millis(1);
+    let d = s.evaluate_within(Phase::Prompt, &target(), &[(Role::User, "hello")], Some(past));
+    assert_eq!(d.action, Action::Block);
+    assert!(d.hits[0].error.as_deref().unwrap_or_default().contains("limits.detector_budget_ms"), "{d:#?}");
+    let later = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let d = s.evaluate_within(Phase::Prompt, &target(), &[(Role::User, "hello")], Some(later));
+    assert_eq!(d.action, Action::Allow);
+}

@@ -130,8 +130,12 @@ pub struct Limits {
     /// Longest a whole exchange may take.
     pub total_timeout_ms: u64,
     /// How many requests may run costly detectors (classifier, plugins) at once; the rest wait
-    /// their turn. 0: one per CPU core.
+    /// their turn. 0: one per CPU core. At most 32.
     pub detector_workers: usize,
+    /// Time one phase of a request may spend in costly detectors; after it, rules not yet run
+    /// count as failed (their `on_error` decides), so a request with thousands of messages
+    /// cannot hold the detector pool.
+    pub detector_budget_ms: u64,
 }
 
 impl Default for Limits {
@@ -148,6 +152,7 @@ impl Default for Limits {
             stream_idle_timeout_ms: 60_000,
             total_timeout_ms: 600_000,
             detector_workers: 0,
+            detector_budget_ms: 2_000,
         }
     }
 }

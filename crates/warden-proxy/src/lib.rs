@@ -53,12 +53,14 @@ pub fn prepare(config: Config) -> Result<Arc<Shared>, String> {
     let load_options = LoadOptions { verify_key };
     let policies = PolicySet::load_with(&config.policies, &load_options).map_err(|e| e.to_string())?;
     let upstreams = upstream::Upstreams::new(&config)?;
+    // Each worker runs one plugin instance at a time; the plugin host has room for 64 calls.
     let workers = match config.limits.detector_workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
-    };
+    }
+    .min(32);
     Ok(Arc::new(Shared {
-        detector_pool: tokio::sync::Semaphore::new(workers),
+        detector_pool: Arc::new(tokio::sync::Semaphore::new(workers)),
         config,
         policies: ArcSwap::from_pointee(policies),
         upstreams,

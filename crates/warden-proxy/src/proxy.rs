@@ -42,8 +42,8 @@ pub struct Shared {
     pub reloads: AtomicU64,
     /// How policies are loaded (the signature to verify).
     pub load_options: warden_policy::LoadOptions,
-    /// Permits to run costly detectors: the bounded pool that requests await.
-    pub detector_pool: tokio::sync::Semaphore,
+    /// Permits to run costly detectors: the bounded pool that requests and streams await.
+    pub detector_pool: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {
@@ -61,7 +61,8 @@ impl Shared {
             return policies.evaluate(phase, target, texts);
         }
         let _permit = self.detector_pool.acquire().await.expect("the detector pool is never closed");
-        off_the_runtime(|| policies.evaluate(phase, target, texts))
+        let deadline = std::time::Instant::now() + Limits::ms(self.config.limits.detector_budget_ms);
+        off_the_runtime(|| policies.evaluate_within(phase, target, texts, Some(deadline)))
     }
 }
 
@@ -233,7 +234,8 @@ async fn exchange(
         let idle = Limits::ms(limits.stream_idle_timeout_ms);
         let deadline = tokio::time::Instant::from_std(started) + Limits::ms(limits.total_timeout_ms);
         rec.data().status = status.as_u16();
-        tokio::spawn(pump(resp, guard, costly, tx, rec.take(), idle, deadline));
+        let pool = costly.then(|| Arc::clone(&shared.detector_pool));
+        tokio::spawn(pump(resp, guard, pool, tx, rec.take(), idle, deadline));
         return Ok(response(status, headers, body.boxed(), prompt.action));
     }
 
@@ -344,7 +346,7 @@ async fn guard_completion(
 async fn pump(
     mut resp: reqwest::Response,
     mut guard: StreamGuard,
-    costly: bool,
+    pool: Option<Arc<tokio::sync::Semaphore>>,
     tx: tokio::sync::mpsc::Sender<Bytes>,
     mut rec: Record,
     idle: Duration,
@@ -353,10 +355,22 @@ async fn pump(
     loop {
         let wait = idle.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
         let out = match tokio::time::timeout(wait, resp.chunk()).await {
-            Ok(Ok(Some(b))) if costly => off_the_runtime(|| guard.feed(&b)),
-            Ok(Ok(Some(b))) => guard.feed(&b),
-            Ok(Ok(None)) if costly => off_the_runtime(|| guard.finish()),
-            Ok(Ok(None)) => guard.finish(),
+            // With costly detectors (classifier, plugins) in play, each piece waits for a permit
+            // of the detector pool and is judged off the runtime.
+            Ok(Ok(Some(b))) => match &pool {
+                Some(p) => {
+                    let _permit = p.acquire().await.expect("the detector pool is never closed");
+                    off_the_runtime(|| guard.feed(&b))
+                }
+                None => guard.feed(&b),
+            },
+            Ok(Ok(None)) => match &pool {
+                Some(p) => {
+                    let _permit = p.acquire().await.expect("the detector pool is never closed");
+                    off_the_runtime(|| guard.finish())
+                }
+                None => guard.finish(),
+            },
             Ok(Err(e)) => {
                 let m = format!("the upstream broke off the stream: {}", upstream::describe(&e));
                 rec.fail("failed", m.clone());

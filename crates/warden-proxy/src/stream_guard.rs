@@ -257,7 +257,8 @@ impl StreamGuard {
         for h in hits {
             if h.applied == Action::Redact {
                 if let Some(t) = self.texts.get_mut(key) {
-                    let spans = h.findings.iter().map(|f| f.span.clone()).chain(t.redactions.drain(..));
+                    let spans =
+                        h.findings.iter().filter(|f| f.redacts()).map(|f| f.span.clone()).chain(t.redactions.drain(..));
                     t.redactions = merge_spans(spans);
                 }
             }
