@@ -3,6 +3,7 @@
 #
 #   bash benches/load.sh                      # from the repository root (or anywhere)
 #   DURATION=5 CONNECTIONS=1,8,32 bash benches/load.sh
+#   LOAD_ARGS=--same-prompt bash benches/load.sh   # extra warden-load options
 #
 # Builds the release binaries, starts mock-llm and Warden (with the repository's policies/) on
 # free loopback ports, runs `warden-load` (benches/src/bin/warden-load.rs) for 1 KB prompt /
@@ -90,7 +91,7 @@ status=0
     --direct-pid "$mock_pid" --warden-pid "$warden_pid" \
     --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP" --chunk "$CHUNK" --delay-ms "$DELAY_MS" \
     --note "date $stamp, commit $commit, $(uname -srm)" \
-    --out "$out" || status=$?
+    --out "$out" ${LOAD_ARGS:-} || status=$?
 
 # Anything the servers said at warn level or above (nothing, normally).
 for f in "$work/mock.out.err" "$work/warden.out.err"; do

@@ -67,6 +67,11 @@ struct Args {
     /// Milliseconds between deltas in the paced-stream runs (`x-mock-delay-ms`); 0 skips them.
     #[arg(long, default_value_t = 5)]
     delay_ms: u64,
+    /// Send the same prompt every time. By default each request's prompt starts with its own
+    /// number, so that caches keyed by the text (the classifier's) do not answer for it, as with
+    /// real users' prompts.
+    #[arg(long)]
+    same_prompt: bool,
     /// Write the raw numbers here as JSON.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -401,6 +406,20 @@ struct Plan {
     max_requests: usize,
 }
 
+/// Where each request writes its own number into the prompt (unless `--same-prompt`).
+const NUMBER: &str = "#000000000000000";
+
+/// Requests sent so far, across connections: each prompt's number.
+static SENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Writes the next request number over the prompt's `NUMBER`, if it has one.
+fn number(req: &mut [u8], at: Option<usize>) {
+    let Some(at) = at else { return };
+    let n = SENT.fetch_add(1, Ordering::Relaxed);
+    let digits = format!("#{n:015}");
+    req[at..at + NUMBER.len()].copy_from_slice(&digits.as_bytes()[..NUMBER.len()]);
+}
+
 async fn run_one(
     addr: SocketAddr,
     req: Arc<Vec<u8>>,
@@ -415,7 +434,8 @@ async fn run_one(
     let counted = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..conns {
-        let req = Arc::clone(&req);
+        let mut req = req.as_ref().clone();
+        let at = find(&req, NUMBER.as_bytes());
         let counted = Arc::clone(&counted);
         let (timeout, max) = (plan.timeout, plan.max_requests);
         tasks.push(tokio::spawn(async move {
@@ -431,6 +451,7 @@ async fn run_one(
                     if conn.is_none() {
                         conn = Some(Conn::open(addr).await?);
                     }
+                    number(&mut req, at);
                     exchange(conn.as_mut().expect("just opened"), &req, mode, false).await
                 })
                 .await
@@ -567,7 +588,10 @@ async fn main_async(args: Args) -> Result<(), String> {
         max_requests: args.max_requests,
     };
     let pids = Pids { direct: args.direct_pid, warden: args.warden_pid };
-    let prompt = warden_benches::prompt(args.prompt_bytes, 11);
+    let mut prompt = warden_benches::prompt(args.prompt_bytes, 11);
+    if !args.same_prompt {
+        prompt.replace_range(..NUMBER.len().min(prompt.len()), NUMBER);
+    }
     let reply = warden_benches::prompt(args.reply_bytes, 12);
     let targets = [("direct", direct), ("warden", warden)];
     let modes: Vec<Mode> = [Mode::Plain, Mode::Stream, Mode::Paced]
