@@ -11,6 +11,15 @@ cache=${WARDEN_CACHE:-$HOME/.cache/warden}
 dir=$cache/onnxruntime-$ORT_VERSION
 lib=$dir/libonnxruntime.so.$ORT_VERSION
 
+# The library's sha256 (the same in every CPython tag's wheel): a download or a cached copy
+# that differs is not used.
+ORT_SHA256=fc44112fbe06d7d689c57e11d3862031f64711007e4ee020f8eed5185fd2c1d3
+matches() { [ -s "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$ORT_SHA256" ]; }
+
+if [ -e "$lib" ] && ! matches "$lib"; then
+  echo "setup-ort: $lib does not have the expected sha256; fetching it again" >&2
+  rm -f "$lib"
+fi
 if [ ! -s "$lib" ]; then
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd -P)
@@ -34,6 +43,10 @@ if [ ! -s "$lib" ]; then
   fi
   member=onnxruntime/capi/libonnxruntime.so.$ORT_VERSION
   unzip -q -o "$wheel" "$member" -d "$tmp/x" >&2
+  if ! matches "$tmp/x/$member"; then
+    echo "setup-ort: the downloaded library does not have sha256 $ORT_SHA256; refusing it" >&2
+    exit 1
+  fi
   chmod 0755 "$tmp/x/$member"
   # Same filesystem (the temporary directory is inside $dir), so the rename is atomic.
   mv -f "$tmp/x/$member" "$lib"
