@@ -4,9 +4,9 @@ use moka::sync::Cache;
 use ort::session::Session;
 use ort::value::Tensor;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, LazyLock, Mutex};
+use warden_core::cache::ByDigest;
 
 /// How many results a model remembers (each about 100 bytes).
 const CACHE_ENTRIES: u64 = 65_536;
@@ -58,16 +58,9 @@ impl Model {
     /// Loads a model from its bytes (`name` is for messages). The same bytes loaded twice (a
     /// policy reload, two rules) share one model, its sessions and its cache.
     pub fn load(name: &str, bytes: &[u8]) -> Result<Arc<Model>, ClassifierError> {
-        static LOADED: OnceLock<Mutex<HashMap<String, Weak<Model>>>> = OnceLock::new();
+        static LOADED: LazyLock<ByDigest<Model>> = LazyLock::new(ByDigest::default);
         let digest = hex::encode(Sha256::digest(bytes));
-        let mut loaded = LOADED.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(m) = loaded.get(&digest).and_then(Weak::upgrade) {
-            return Ok(m);
-        }
-        let model = Arc::new(Self::build(name, digest.clone(), bytes)?);
-        loaded.retain(|_, w| w.strong_count() > 0);
-        loaded.insert(digest, Arc::downgrade(&model));
-        Ok(model)
+        LOADED.get_or_load(&digest, || Self::build(name, digest.clone(), bytes))
     }
 
     fn build(name: &str, digest: String, bytes: &[u8]) -> Result<Model, ClassifierError> {

@@ -18,9 +18,7 @@ pub const ORT_VERSION: &str = "1.31.1";
 pub fn library_path() -> Result<PathBuf, ClassifierError> {
     let path = match std::env::var_os("ORT_DYLIB_PATH") {
         Some(p) => PathBuf::from(p),
-        None => std::env::var_os("WARDEN_CACHE")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/warden")))
+        None => warden_core::cache::cache_dir()
             .unwrap_or_default()
             .join(format!("onnxruntime-{ORT_VERSION}/libonnxruntime.so.{ORT_VERSION}")),
     };

@@ -7,6 +7,7 @@
 //! - [`exchange`]: the provider-neutral view of a request ([`Exchange`], [`Segment`], [`Role`]);
 //! - [`decision`]: what the guard concluded ([`Action`], [`Finding`], [`RuleHit`], [`Decision`]);
 //! - [`detector`]: the [`Detector`] trait and its streaming form;
+//! - [`cache`]: the cache directory and load-once registry of the costly detectors;
 //! - [`normalize`]: Unicode normalisation with an offset map back to the original bytes;
 //! - the inline detectors: [`phrases`] (Aho-Corasick trigger phrases), [`invisible`] (zero-width,
 //!   bidi and tag characters) and [`patterns`] (regular expressions).
@@ -23,6 +24,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod cache;
 pub mod decision;
 pub mod detector;
 pub mod exchange;

@@ -3,10 +3,10 @@
 
 use crate::plugin::{Plugin, PluginError};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use warden_core::cache::ByDigest;
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
@@ -35,10 +35,7 @@ pub struct HostConfig {
 impl HostConfig {
     /// The default: `$WARDEN_CACHE/plugins`, else `$HOME/.cache/warden/plugins`.
     pub fn from_env() -> Self {
-        let base = std::env::var_os("WARDEN_CACHE")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/warden")));
-        Self { cache_dir: base.map(|b| b.join("plugins")) }
+        Self { cache_dir: warden_core::cache::cache_dir().map(|b| b.join("plugins")) }
     }
 }
 
@@ -47,7 +44,7 @@ pub struct Host {
     engine: Engine,
     config: HostConfig,
     /// Loaded plugins by the sha256 of their bytes, so a reload reuses what is compiled.
-    loaded: Mutex<HashMap<String, Weak<Plugin>>>,
+    loaded: ByDigest<Plugin>,
 }
 
 impl std::fmt::Debug for Host {
@@ -103,7 +100,7 @@ impl Host {
                 }
             })
             .expect("spawn the plugin epoch clock");
-        Host { engine, config, loaded: Mutex::new(HashMap::new()) }
+        Host { engine, config, loaded: ByDigest::default() }
     }
 
     /// The engine.
@@ -116,15 +113,10 @@ impl Host {
     /// or from the disk cache when the same bytes were seen before.
     pub fn load(self: &Arc<Self>, name: &str, bytes: &[u8]) -> Result<Arc<Plugin>, PluginError> {
         let sha256 = hex::encode(Sha256::digest(bytes));
-        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(p) = loaded.get(&sha256).and_then(Weak::upgrade) {
-            return Ok(p);
-        }
-        let component = self.compile(name, &sha256, bytes)?;
-        let plugin = Arc::new(Plugin::new(Arc::clone(self), name, sha256.clone(), component)?);
-        loaded.retain(|_, w| w.strong_count() > 0);
-        loaded.insert(sha256, Arc::downgrade(&plugin));
-        Ok(plugin)
+        self.loaded.get_or_load(&sha256, || {
+            let component = self.compile(name, &sha256, bytes)?;
+            Plugin::new(Arc::clone(self), name, sha256.clone(), component)
+        })
     }
 
     /// Compiles, or deserialises a precompiled artefact from the cache directory.

@@ -60,15 +60,16 @@ impl Shared {
         if !policies.has_costly(phase, target) {
             return policies.evaluate(phase, target, texts);
         }
-        let _permit = self.detector_pool.acquire().await.expect("the detector pool is never closed");
         let deadline = std::time::Instant::now() + Limits::ms(self.config.limits.detector_budget_ms);
-        off_the_runtime(|| policies.evaluate_within(phase, target, texts, Some(deadline)))
+        on_detector_pool(&self.detector_pool, || policies.evaluate_within(phase, target, texts, Some(deadline))).await
     }
 }
 
-/// Runs costly detector work on the current thread after handing this worker's other tasks to
-/// the rest of the runtime, so that a slow model or plugin never stalls other requests.
-fn off_the_runtime<R>(f: impl FnOnce() -> R) -> R {
+/// Runs costly detector work (classifier, plugins) once a permit of the detector pool is free,
+/// on the current thread after handing this worker's other tasks to the rest of the runtime, so
+/// that a slow model or plugin never stalls other requests.
+async fn on_detector_pool<R>(pool: &tokio::sync::Semaphore, f: impl FnOnce() -> R) -> R {
+    let _permit = pool.acquire().await.expect("the detector pool is never closed");
     match tokio::runtime::Handle::current().runtime_flavor() {
         tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
         _ => f(),
@@ -358,17 +359,11 @@ async fn pump(
             // With costly detectors (classifier, plugins) in play, each piece waits for a permit
             // of the detector pool and is judged off the runtime.
             Ok(Ok(Some(b))) => match &pool {
-                Some(p) => {
-                    let _permit = p.acquire().await.expect("the detector pool is never closed");
-                    off_the_runtime(|| guard.feed(&b))
-                }
+                Some(p) => on_detector_pool(p, || guard.feed(&b)).await,
                 None => guard.feed(&b),
             },
             Ok(Ok(None)) => match &pool {
-                Some(p) => {
-                    let _permit = p.acquire().await.expect("the detector pool is never closed");
-                    off_the_runtime(|| guard.finish())
-                }
+                Some(p) => on_detector_pool(p, || guard.finish()).await,
                 None => guard.finish(),
             },
             Ok(Err(e)) => {
