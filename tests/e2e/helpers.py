@@ -23,9 +23,12 @@ from typing import Any, Iterable
 import anthropic
 import httpx2 as httpx
 import openai
+from google import genai
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = REPO / "policies"
+# Recorded real provider responses; mock-llm serves them by name (`x-mock-replay: FILE`).
+FIXTURES = REPO / "tests" / "fixtures" / "recorded"
 
 # Generous: a debug build on a loaded 2-core machine.
 READY_TIMEOUT_S = 30.0
@@ -46,6 +49,9 @@ LIMITS = {
 
 MODEL = "gpt-test"
 CLAUDE = "claude-test"
+GEMINI = "gemini-test"
+AZURE_DEPLOYMENT = "gpt-test-deployment"
+AZURE_API_VERSION = "2024-10-21"
 ANTHROPIC_VERSION = "2023-06-01"
 
 
@@ -151,7 +157,8 @@ class Mock(Proc):
     """mock-llm."""
 
     def __init__(self, logdir: Path, name: str = "mock-llm"):
-        super().__init__(name, [str(mock_llm_bin()), "--listen", "127.0.0.1:0"], logdir)
+        argv = [str(mock_llm_bin()), "--listen", "127.0.0.1:0", "--fixtures", str(FIXTURES)]
+        super().__init__(name, argv, logdir)
         self.http = httpx.Client(base_url=self.url, timeout=HTTP_TIMEOUT_S)
 
     def last_request(self) -> dict | None:
@@ -203,10 +210,15 @@ class Warden(Proc):
         config: dict | None = None,
         env: dict[str, str] | None = None,
     ):
-        cfg = {"passthrough": ["/v1/models"], "limits": dict(LIMITS)}
+        # OpenAI and Anthropic come from the command line; Gemini and Azure from the config.
+        cfg = {
+            "passthrough": ["/v1/models"],
+            "limits": dict(LIMITS),
+            "upstreams": {"gemini": {"url": upstream}, "azure": {"url": upstream}},
+        }
         for k, v in (config or {}).items():
-            if k == "limits":
-                cfg["limits"].update(v)
+            if k in ("limits", "upstreams"):
+                cfg[k].update(v)
             else:
                 cfg[k] = v
         config_path = logdir / f"{name}.config.yaml"
@@ -239,13 +251,26 @@ class Warden(Proc):
         kw.setdefault("api_key", "sk-test")
         kw.setdefault("max_retries", 0)
         kw.setdefault("timeout", HTTP_TIMEOUT_S)
-        return openai.OpenAI(base_url=f"{self.url}/v1", http_client=self.client(), **kw)
+        kw.setdefault("base_url", f"{self.url}/v1")
+        return openai.OpenAI(http_client=self.client(), **kw)
 
     def anthropic(self, **kw: Any) -> anthropic.Anthropic:
         kw.setdefault("api_key", "sk-ant-test")
         kw.setdefault("max_retries", 0)
         kw.setdefault("timeout", HTTP_TIMEOUT_S)
         return anthropic.Anthropic(base_url=self.url, http_client=self.client(), **kw)
+
+    def azure(self, **kw: Any) -> openai.AzureOpenAI:
+        """An Azure OpenAI client (`/openai/deployments/...`, the `api-key` header)."""
+        kw.setdefault("api_key", "az-test")
+        kw.setdefault("api_version", AZURE_API_VERSION)
+        kw.setdefault("max_retries", 0)
+        kw.setdefault("timeout", HTTP_TIMEOUT_S)
+        return openai.AzureOpenAI(azure_endpoint=self.url, http_client=self.client(), **kw)
+
+    def genai(self) -> genai.Client:
+        """A google-genai client (Gemini Developer API shape) pointed at this warden."""
+        return genai_client(self.url, self.client())
 
     def records(self) -> list[dict]:
         return parse_records(self.stderr_text())
@@ -271,6 +296,20 @@ class Warden(Proc):
         if hasattr(self, "http"):
             self.http.close()
         super().stop()
+
+
+def genai_client(base_url: str, http: httpx.Client | None = None) -> genai.Client:
+    """A google-genai client whose requests go to `base_url` (no retries)."""
+    from google.genai import types
+
+    opts = types.HttpOptions(
+        base_url=base_url,
+        api_version="v1beta",
+        timeout=int(HTTP_TIMEOUT_S * 1000),
+        retry_options=types.HttpRetryOptions(attempts=1),
+        httpx_client=http,
+    )
+    return genai.Client(api_key="g-test", http_options=opts)
 
 
 def tail(text: str, n: int = 60) -> str:

@@ -191,9 +191,9 @@ def test_unsupported_content_encoding(warden, mock, provider):
 
 
 def test_unknown_path(warden):
-    r = warden.http.post("/v1/embeddings", json={"model": "m", "input": "hi"}, headers=OPENAI_JSON)
+    r = warden.http.post("/v1/audio/speech", json={"model": "m", "input": "hi"}, headers=OPENAI_JSON)
     assert_openai_error(r, 404, "unknown_url")
-    r = warden.http.post("/v1/embeddings", json={"model": "m", "input": "hi"}, headers=ANTHROPIC_JSON)
+    r = warden.http.post("/v1/audio/speech", json={"model": "m", "input": "hi"}, headers=ANTHROPIC_JSON)
     assert_anthropic_error(r, 404, "not_found_error")
     rec = warden.record(r.headers["x-warden-request-id"])
     assert rec["status"] == 404 and rec["outcome"] == "rejected"

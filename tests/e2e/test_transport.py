@@ -145,7 +145,7 @@ def test_secrets_never_logged(warden, mock, start_warden):
     guarded.append((s, tenant_of(ANTHROPIC_SECRET)))
 
     # Rejected before a tenant is known: still nothing logged.
-    assert http.post("/v1/embeddings", json={}, headers=oh).status_code == 404
+    assert http.post("/v1/audio/speech", json={}, headers=oh).status_code == 404
     assert http.post("/v1/messages", content=b"{", headers=ah).status_code == 400
     assert http.post("/v1/messages", content=b"{}", headers={**ah, "content-type": "text/plain"}).status_code == 415
     assert http.get("/v1/models", headers=oh).status_code == 200

@@ -39,6 +39,51 @@ impl Event {
     }
 }
 
+/// Builds the event list of one streamed answer.
+///
+/// [`Events::delta`] marks an event that carries generated content (text,
+/// reasoning, tool arguments, ...): `x-mock-delay-ms` is slept before each
+/// such event except the first, and `reset-mid-stream` cuts the stream after
+/// half of them. [`Events::delta_same_round`] is a delta sent right after
+/// another one without a pause (the other choices of the same round).
+#[derive(Default)]
+pub(crate) struct Events {
+    list: Vec<Event>,
+    deltas: usize,
+}
+
+impl Events {
+    /// A framing event (start, stop, usage, ...): no pause, not a delta.
+    pub(crate) fn push(&mut self, data: String) {
+        self.list.push(Event::new(data));
+    }
+
+    /// A content event, paused before unless it is the first one.
+    pub(crate) fn delta(&mut self, data: String) {
+        let pause = self.deltas > 0;
+        self.deltas += 1;
+        self.list.push(Event::delta(data, pause));
+    }
+
+    /// A content event of raw bytes, paused before unless it is the first.
+    pub(crate) fn delta_bytes(&mut self, data: Bytes) {
+        let pause = self.deltas > 0;
+        self.deltas += 1;
+        self.list.push(Event { data, is_delta: true, pause_before: pause });
+    }
+
+    /// A content event sent without a pause before it.
+    pub(crate) fn delta_same_round(&mut self, data: String) {
+        self.deltas += 1;
+        self.list.push(Event::delta(data, false));
+    }
+
+    /// The events, in order.
+    pub(crate) fn into_vec(self) -> Vec<Event> {
+        self.list
+    }
+}
+
 struct Piece {
     delay: Duration,
     data: Bytes,

@@ -1,9 +1,9 @@
 //! Per-request controls read from `x-mock-*` headers: faults, streaming
-//! granularity, delays and compression.
+//! granularity, delays, compression and the status of replayed answers.
 
 use std::time::Duration;
 
-use http::HeaderMap;
+use http::{HeaderMap, StatusCode};
 
 use crate::headers;
 
@@ -36,11 +36,20 @@ pub(crate) struct Controls {
     pub byte_split: Option<usize>,
     /// Gzip the non-streamed answer (`x-mock-gzip`).
     pub gzip: bool,
+    /// Status of a raw or replayed answer (`x-mock-status`).
+    pub status: Option<StatusCode>,
 }
 
 impl Default for Controls {
     fn default() -> Self {
-        Self { fault: Fault::None, chunk: DEFAULT_CHUNK_CHARS, delay: Duration::ZERO, byte_split: None, gzip: false }
+        Self {
+            fault: Fault::None,
+            chunk: DEFAULT_CHUNK_CHARS,
+            delay: Duration::ZERO,
+            byte_split: None,
+            gzip: false,
+            status: None,
+        }
     }
 }
 
@@ -97,6 +106,14 @@ impl Controls {
         if let Some(g) = header_str(h, headers::GZIP)? {
             c.gzip = matches!(g.to_ascii_lowercase().as_str(), "1" | "true" | "yes");
         }
+        if let Some(n) = header_num(h, headers::STATUS)? {
+            let status = u16::try_from(n)
+                .ok()
+                .filter(|n| (100..=599).contains(n))
+                .and_then(|n| StatusCode::from_u16(n).ok())
+                .ok_or_else(|| format!("{}: expected an HTTP status from 100 to 599, got {n}", headers::STATUS))?;
+            c.status = Some(status);
+        }
         Ok(c)
     }
 }
@@ -128,5 +145,14 @@ mod tests {
         let mut bad = HeaderMap::new();
         bad.insert("x-mock-chunk", HeaderValue::from_static("0"));
         assert!(Controls::from_headers(&bad).is_err());
+
+        let mut h = HeaderMap::new();
+        h.insert("x-mock-status", HeaderValue::from_static("429"));
+        assert_eq!(Controls::from_headers(&h).expect("ok").status, Some(StatusCode::TOO_MANY_REQUESTS));
+        for bad in ["99", "600", "abc"] {
+            let mut h = HeaderMap::new();
+            h.insert("x-mock-status", HeaderValue::from_static(bad));
+            assert!(Controls::from_headers(&h).is_err(), "{bad}");
+        }
     }
 }

@@ -1,14 +1,15 @@
-//! `mock-llm [--listen ADDR] [--script FILE]`: a fake OpenAI/Anthropic LLM
-//! server. Prints `listening on http://IP:PORT` once bound. See the library
-//! documentation for routes and `x-mock-*` headers.
+//! `mock-llm [--listen ADDR] [--script FILE] [--fixtures DIR]`: a fake
+//! OpenAI/Azure/Anthropic/Gemini LLM server. Prints `listening on
+//! http://IP:PORT` once bound. See the library documentation for routes and
+//! `x-mock-*` headers.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mock_llm::Script;
+use mock_llm::{Options, Script};
 
-/// A fake OpenAI- and Anthropic-shaped LLM server for tests, demos and benchmarks.
+/// A fake OpenAI-, Azure-, Anthropic- and Gemini-shaped LLM server for tests, demos and benchmarks.
 #[derive(Debug, Parser)]
 #[command(name = "mock-llm", version, about)]
 struct Args {
@@ -18,6 +19,9 @@ struct Args {
     /// YAML reply script: a list of `{when: SUBSTRING, reply: TEXT}`.
     #[arg(long)]
     script: Option<PathBuf>,
+    /// Directory of the files that `x-mock-replay: NAME` answers with.
+    #[arg(long, env = "MOCK_FIXTURES")]
+    fixtures: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -40,7 +44,14 @@ async fn main() -> ExitCode {
         },
         None => Script::default(),
     };
-    match mock_llm::run(&args.listen, script).await {
+    if let Some(dir) = &args.fixtures {
+        if !dir.is_dir() {
+            eprintln!("mock-llm: --fixtures (or MOCK_FIXTURES) {}: not a directory", dir.display());
+            return ExitCode::from(2);
+        }
+    }
+    let options = Options { script, fixtures: args.fixtures.clone() };
+    match mock_llm::run_with(&args.listen, options).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mock-llm: {}: {e}", args.listen);

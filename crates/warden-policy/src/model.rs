@@ -179,6 +179,10 @@ pub enum ProviderName {
     Openai,
     /// Anthropic-shaped routes.
     Anthropic,
+    /// Azure OpenAI routes (`/openai/...`).
+    Azure,
+    /// Google Gemini routes (`/v1beta/models/...`).
+    Gemini,
 }
 
 /// A phase as written.

@@ -59,6 +59,8 @@ impl Matcher {
                     .map(|p| match p {
                         ProviderName::Openai => Provider::OpenAi,
                         ProviderName::Anthropic => Provider::Anthropic,
+                        ProviderName::Azure => Provider::Azure,
+                        ProviderName::Gemini => Provider::Gemini,
                     })
                     .collect()
             }),
@@ -286,6 +288,20 @@ impl PolicySet {
         texts: &[(Role, &str)],
         deadline: Option<Instant>,
     ) -> Decision {
+        self.evaluate_parts(phase, target, texts, texts.len(), deadline)
+    }
+
+    /// Like [`PolicySet::evaluate_within`], where the texts from index `fragments_from` on are
+    /// fragments of a body (swept fields, identifiers, keys) rather than whole documents: rules
+    /// whose detector judges a document's structure ([`is_structural`]: JSON Schema) skip them.
+    pub fn evaluate_parts(
+        &self,
+        phase: Phase,
+        target: &Target<'_>,
+        texts: &[(Role, &str)],
+        fragments_from: usize,
+        deadline: Option<Instant>,
+    ) -> Decision {
         let started = Instant::now();
         let mut decision = Decision::allow(phase, &self.digest);
         let scans: Vec<ScanText<'_>> = texts
@@ -300,8 +316,9 @@ impl PolicySet {
             }
             let mut findings = Vec::new();
             let mut error = None;
+            let structural = is_structural(rule);
             for (i, (role, _)) in texts.iter().enumerate() {
-                if !rule.roles.contains(role) {
+                if !rule.roles.contains(role) || (structural && i >= fragments_from) {
                     continue;
                 }
                 if rule.detector.cost() > warden_core::Cost::Inline && deadline.is_some_and(|d| Instant::now() >= d) {
@@ -325,4 +342,10 @@ impl PolicySet {
         decision.elapsed_us = started.elapsed().as_micros() as u64;
         decision
     }
+}
+
+/// Whether a rule judges the structure of a whole document (JSON Schema), so that it means
+/// nothing on a fragment of a body.
+pub fn is_structural(rule: &Rule) -> bool {
+    rule.detector.kind() == "schema"
 }

@@ -41,12 +41,11 @@ pub fn run_one(policy: &Policy, digest: &str, t: &TestSpec) -> TestOutcome {
     let phase: Phase = t.phase.map_or(Phase::Prompt, Into::into);
     let provider = match t.provider {
         Some(ProviderName::Anthropic) => Provider::Anthropic,
-        _ => Provider::OpenAi,
+        Some(ProviderName::Azure) => Provider::Azure,
+        Some(ProviderName::Gemini) => Provider::Gemini,
+        Some(ProviderName::Openai) | None => Provider::OpenAi,
     };
-    let route = match provider {
-        Provider::OpenAi => "/v1/chat/completions",
-        Provider::Anthropic => "/v1/messages",
-    };
+    let route = provider.chat_route();
     let default_role = if phase == Phase::Prompt { Role::User } else { Role::Assistant };
     let texts: Vec<(Role, &str)> = match &t.text {
         Some(text) => vec![(default_role, text.as_str())],

@@ -7,6 +7,12 @@
 //! upstreams:
 //!   openai:    { url: https://api.openai.com, api_key_env: OPENAI_API_KEY }     # api_key_env: optional
 //!   anthropic: { url: https://api.anthropic.com }
+//!   gemini:    { url: https://generativelanguage.googleapis.com }
+//!   azure:     { url: https://my-resource.openai.azure.com }   # optional: Azure OpenAI routes
+//! coverage:                      # what Warden does with what it cannot read or does not know
+//!   unreadable: flag             # images, audio, files in a prompt: allow | flag | refuse
+//!   provider_state: flag         # earlier turns kept by the provider (previous_response_id...)
+//!   unknown_events: judge        # stream events of an unknown type: judge | drop | cut
 //! passthrough: [/v1/models]     # unguarded paths forwarded as they are; others get 404
 //! tenant_header: x-warden-tenant
 //! verify_key: policy.pub         # optional: refuse an unsigned or tampered policy directory
@@ -56,6 +62,51 @@ pub struct Config {
     /// Reload the policies when a file in the directory changes (SIGHUP and `POST /admin/reload`
     /// always work).
     pub watch_policies: bool,
+    /// What Warden does with what it cannot read or does not know.
+    pub coverage: Coverage,
+}
+
+/// What Warden does with content it cannot read: a recorded policy decision, never a silence.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Coverage {
+    /// Images, audio and non-text files in a prompt.
+    pub unreadable: Unseen,
+    /// Conversation state kept by the provider (`previous_response_id`, `conversation`, a stored
+    /// prompt, `cachedContent`): earlier turns Warden never saw.
+    pub provider_state: Unseen,
+    /// Stream events of a type the API shape does not know.
+    pub unknown_events: UnknownEvents,
+}
+
+impl Default for Coverage {
+    fn default() -> Self {
+        Self { unreadable: Unseen::Flag, provider_state: Unseen::Flag, unknown_events: UnknownEvents::Judge }
+    }
+}
+
+/// What to do with a request holding something Warden cannot read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unseen {
+    /// Forward it; the record lists what was not read.
+    Allow,
+    /// Forward it and flag the prompt decision (the record lists what was not read).
+    Flag,
+    /// Refuse the request with a 400 that says what could not be read.
+    Refuse,
+}
+
+/// What to do with a stream event of a type the shape does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownEvents {
+    /// Judge its strings like any other event's and pass it.
+    Judge,
+    /// Drop it (counted in the record).
+    Drop,
+    /// End the stream, as a block would.
+    Cut,
 }
 
 impl Default for Config {
@@ -70,6 +121,7 @@ impl Default for Config {
             verify_key: None,
             admin_listen: None,
             watch_policies: true,
+            coverage: Coverage::default(),
         }
     }
 }
@@ -82,6 +134,11 @@ pub struct Upstreams {
     pub openai: Upstream,
     /// For `/v1/messages`.
     pub anthropic: Upstream,
+    /// For the Gemini routes (`/v1beta/models/...`).
+    pub gemini: Upstream,
+    /// For the Azure OpenAI routes (`/openai/...`); without it they are refused with a 502 that
+    /// says to set it.
+    pub azure: Option<Upstream>,
 }
 
 impl Default for Upstreams {
@@ -89,6 +146,8 @@ impl Default for Upstreams {
         Self {
             openai: Upstream { url: "https://api.openai.com".into(), api_key_env: None },
             anthropic: Upstream { url: "https://api.anthropic.com".into(), api_key_env: None },
+            gemini: Upstream { url: "https://generativelanguage.googleapis.com".into(), api_key_env: None },
+            azure: None,
         }
     }
 }

@@ -1,33 +1,34 @@
 //! # warden-proxy: the guarded reverse proxy
 //!
-//! An application points its OpenAI or Anthropic client's base URL at Warden; Warden inspects the
+//! An application points its OpenAI, Azure OpenAI, Anthropic or Gemini client's base URL at Warden; Warden inspects the
 //! prompt, forwards it, inspects the completion (streamed or not) and answers. One request passes
 //! these stages, one module each:
 //!
 //! | stage | module |
 //! | --- | --- |
 //! | listen | [`server`] (HTTP/1.1 and h2c, head limits) |
-//! | route | [`route`] |
-//! | decode | [`body`] (size, time, type, encoding), [`adapter`] (provider JSON to segments) |
+//! | route | [`route`] (path to API shape and upstream) |
+//! | decode | [`body`] (size, time, type, encoding), [`shape`] (one file per API shape: JSON to segments, and back) |
 //! | guard(prompt) | `warden_policy::PolicySet::evaluate`, called from [`proxy`] |
 //! | forward | [`upstream`] |
-//! | guard(completion) | [`proxy`] for whole answers, [`stream_guard`] (with [`sse`]) for streams |
+//! | guard(completion) | [`completion`] for whole answers, [`stream_guard`] (with [`sse`]) for streams |
 //! | respond | [`respond`] (provider-shaped errors and refusals) |
 //! | record | [`record`] |
 //!
 //! [`proxy::handle`] runs them in that order; [`run`] starts everything.
 #![deny(missing_docs)]
 
-pub mod adapter;
 pub mod admin;
 pub mod body;
 pub mod channel;
+pub mod completion;
 pub mod config;
 pub mod proxy;
 pub mod record;
 pub mod respond;
 pub mod route;
 pub mod server;
+pub mod shape;
 pub mod sse;
 pub mod stream_guard;
 pub mod upstream;

@@ -3,13 +3,15 @@
 //! [`handle`] is the entry point hyper calls. It wraps [`exchange`] (the stages) with the total
 //! timeout, the provider-shaped error answer, the `x-warden-*` headers and the record.
 
-use crate::adapter::{self, Api};
 use crate::body;
 use crate::channel;
-use crate::config::{Config, Limits};
+use crate::completion;
+use crate::config::{Config, Limits, Unseen as UnseenPolicy};
 use crate::record::Record;
 use crate::respond::{self, full, ProxyBody, ProxyError};
 use crate::route::{self, Route};
+use crate::shape::sweep::{self, KeyText};
+use crate::shape::{DecodedRequest, ErrorShape, Shape, UnseenKind};
 use crate::stream_guard::{StreamGuard, StreamTarget};
 use crate::upstream::{self, Upstreams};
 use arc_swap::ArcSwap;
@@ -19,12 +21,12 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
-use warden_core::decision::redact;
-use warden_core::{Action, Decision, Phase, Provider, Role};
+use warden_core::{Action, Decision, Mode, Phase, Provider, Role, RuleHit, Segment};
 use warden_policy::{PolicySet, Target};
 
 /// What every request shares: the configuration, the active policy set (swapped atomically on
@@ -47,7 +49,8 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Evaluates `phase` of a request. When a costly detector (classifier, plugin) applies, the
+    /// Evaluates `phase` of a request; the texts from `fragments_from` on are swept fragments
+    /// (see `PolicySet::evaluate_parts`). When a costly detector (classifier, plugin) applies, the
     /// request first waits for a permit of the detector pool, then evaluates on its own thread
     /// while the runtime moves other tasks elsewhere, so slow detectors never stall the proxy.
     pub async fn evaluate(
@@ -56,12 +59,16 @@ impl Shared {
         phase: Phase,
         target: &Target<'_>,
         texts: &[(Role, &str)],
+        fragments_from: usize,
     ) -> Decision {
         if !policies.has_costly(phase, target) {
-            return policies.evaluate(phase, target, texts);
+            return policies.evaluate_parts(phase, target, texts, fragments_from, None);
         }
         let deadline = std::time::Instant::now() + Limits::ms(self.config.limits.detector_budget_ms);
-        on_detector_pool(&self.detector_pool, || policies.evaluate_within(phase, target, texts, Some(deadline))).await
+        on_detector_pool(&self.detector_pool, || {
+            policies.evaluate_parts(phase, target, texts, fragments_from, Some(deadline))
+        })
+        .await
     }
 }
 
@@ -91,7 +98,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Respo
     let request_id = format!("req_{}", uuid::Uuid::new_v4().simple());
     let http1 = req.version() < http::Version::HTTP_2;
     let path = req.uri().path().to_string();
-    let provider = route::provider_hint(&path, req.headers());
+    let errors = route::error_shape(route::provider_hint(&route::decode_unreserved(&path), req.headers()));
     let mut record = Record::start(request_id.clone(), req.method().as_str(), &path);
     let total = Limits::ms(shared.config.limits.total_timeout_ms);
     let result = match tokio::time::timeout(total, exchange(&shared, req, &mut record)).await {
@@ -104,7 +111,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Respo
         Ok(r) => r,
         Err(e) => {
             record.fail(if e.status().is_server_error() { "failed" } else { "rejected" }, e.to_string());
-            let mut r = e.to_response(provider);
+            let mut r = e.to_response(errors);
             r.headers_mut().insert(DECISION_HEADER, HeaderValue::from_static("error"));
             if http1 {
                 // The request body may be unread: the connection cannot be reused safely.
@@ -133,7 +140,11 @@ pub fn tenant(headers: &HeaderMap, tenant_header: &str) -> String {
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.strip_prefix("Bearer ").unwrap_or(v))
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+        .or_else(|| {
+            ["x-api-key", "api-key", "x-goog-api-key"]
+                .iter()
+                .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+        });
     match key {
         Some(k) if !k.is_empty() => format!("key-{}", &hex::encode(Sha256::digest(k.as_bytes()))[..16]),
         _ => "anonymous".into(),
@@ -162,12 +173,16 @@ async fn exchange(
     let limits = &shared.config.limits;
 
     // route
-    let api = match route::resolve(&parts.method, parts.uri.path(), &parts.headers, &shared.config.passthrough)? {
+    let path = route::decode_unreserved(parts.uri.path()).into_owned();
+    let query = parts.uri.query();
+    let g = match route::resolve(&parts.method, &path, query, &parts.headers, &shared.config.passthrough)? {
         Route::Passthrough(p) => return passthrough(shared, p, parts, body, rec).await,
-        Route::Guarded(api) => api,
+        Route::Guarded(g) => g,
     };
-    let provider = api.provider();
-    rec.data().provider = Some(provider.as_str());
+    let shape = g.shape;
+    let errors = shape.errors();
+    rec.data().provider = Some(g.provider.as_str());
+    rec.data().api = Some(shape.name());
 
     // decode
     body::check_json_content_type(&parts.headers)?;
@@ -175,62 +190,70 @@ async fn exchange(
         .await?;
     let raw = body::decode_content(&parts.headers, raw, limits.max_decompressed_bytes)?;
     let json = parse_json(&raw)?;
-    let request = adapter::decode_request(api, &json).map_err(|e| ProxyError::BadRequest(e.0))?;
+    let (request, keys, known) = decode(shape, &g.info, &json)?;
     let tenant = tenant(&parts.headers, &shared.config.tenant_header);
     {
         let d = rec.data();
         d.model = Some(request.model.clone());
         d.tenant = Some(tenant.clone());
         d.stream = request.stream;
+        d.unseen = request.unseen.iter().map(|u| format!("{} at {}", unseen_name(u.kind), u.pointer)).collect();
     }
+    unseen_refusal(&shared.config, &request)?;
     let policies = shared.policies.load_full();
-    let path = parts.uri.path().to_string();
     let header_pairs: Vec<(&str, &str)> =
         parts.headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v))).collect();
-    let target = Target { provider, route: &path, model: &request.model, tenant: &tenant, headers: &header_pairs };
+    let target =
+        Target { provider: g.provider, route: &path, model: &request.model, tenant: &tenant, headers: &header_pairs };
 
     // guard(prompt)
     let texts: Vec<(Role, &str)> = request.segments.iter().map(|s| (s.role, s.text.as_str())).collect();
-    let prompt = shared.evaluate(&policies, Phase::Prompt, &target, &texts).await;
+    let mut prompt = shared.evaluate(&policies, Phase::Prompt, &target, &texts, known).await;
+    flag_unseen(&shared.config, &request, &mut prompt);
     rec.data().prompt = Some((&prompt).into());
     rec.data().policy_digest = Some(policies.digest().to_string());
     if let Some(hit) = prompt.blocking_hit() {
         rec.data().outcome = "refused";
-        let mut r = respond::prompt_refusal(provider, hit);
+        let mut r = respond::prompt_refusal(errors, hit);
         set_decision(&mut r, Action::Block);
         return Ok(r);
     }
     let upstream_body =
-        if prompt.action == Action::Redact { redact_request(json, &request.segments, &prompt) } else { raw };
+        if prompt.action == Action::Redact { redact_request(json, &request.segments, &keys, &prompt) } else { raw };
 
-    // forward
-    let pq = parts.uri.path_and_query().map_or(path.as_str(), |p| p.as_str()).to_string();
-    let resp = shared.upstreams.send(provider, parts.method.clone(), &pq, &parts.headers, upstream_body, &[]).await?;
+    // forward: the decoded path (what was routed), with the query as sent.
+    let pq = match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.clone(),
+    };
+    let resp = shared.upstreams.send(g.provider, parts.method.clone(), &pq, &parts.headers, upstream_body, &[]).await?;
     let status = resp.status();
     rec.data().upstream_status = Some(status.as_u16());
-    let headers = upstream::filter_headers(resp.headers(), &["content-encoding"]);
+    let headers = upstream::filter_headers(resp.headers(), &["content-encoding", "content-length"]);
     let is_sse = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
 
-    if !status.is_success() {
-        // The provider's own error: passed through as it is.
+    if !status.is_success() && !is_sse {
+        // The provider's own error: its message is text a user sees, so it is judged too.
         let body = read_upstream(resp, limits).await?;
-        return Ok(response(status, headers, full(body), prompt.action));
+        let (body, d) = guard_error_body(shared, errors, &policies, &target, status, body).await;
+        rec.data().completion = Some((&d).into());
+        return Ok(response(status, headers, full(body), prompt.action.max(d.action)));
     }
 
     // guard(completion), streamed: the stream guard runs in its own task.
     if is_sse {
         let costly = policies.has_costly(Phase::Completion, &target);
         let target = StreamTarget {
-            provider,
+            provider: g.provider,
             route: path.clone(),
             model: request.model.clone(),
             tenant: tenant.clone(),
             headers: header_pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
-        let guard = StreamGuard::new(api, Arc::clone(&policies), target);
+        let guard = StreamGuard::new(shape, Arc::clone(&policies), target, shared.config.coverage.unknown_events);
         let (tx, body) = channel::channel(32);
         let idle = Limits::ms(limits.stream_idle_timeout_ms);
         let deadline = tokio::time::Instant::from_std(started) + Limits::ms(limits.total_timeout_ms);
@@ -242,12 +265,95 @@ async fn exchange(
 
     // guard(completion), whole
     let body = read_upstream(resp, limits).await?;
-    let (body, completion) = guard_completion(shared, api, &policies, &target, body).await?;
+    let (body, completion) = guard_completion(shared, shape, &policies, &target, body).await?;
     rec.data().completion = Some((&completion).into());
     if completion.action == Action::Block {
         rec.data().outcome = "refused";
     }
     Ok(response(status, headers, full(body), prompt.action.max(completion.action)))
+}
+
+/// The decode stage: the shape's known texts, then the sweep of every other string and of the
+/// object keys (one text). Returns the request, the keys (for writing redactions back) and how
+/// many segments the shape knew (the rest are swept fragments).
+fn decode(
+    shape: &dyn Shape,
+    info: &crate::shape::RouteInfo,
+    json: &Value,
+) -> Result<(DecodedRequest, KeyText, usize), ProxyError> {
+    let mut request = shape.decode(json, info).map_err(|e| ProxyError::BadRequest(e.0))?;
+    let known = request.segments.len();
+    let covered: HashSet<String> = request
+        .segments
+        .iter()
+        .map(|s| s.origin.strip_prefix(crate::shape::openai_chat::JSON_ORIGIN).unwrap_or(&s.origin).to_string())
+        .collect();
+    let mut keys = KeyText::default();
+    sweep::sweep_request(json, &mut String::new(), &covered, shape.request_skip(), &mut keys, &mut request.segments);
+    if !keys.text.is_empty() {
+        request.segments.push(Segment { role: Role::Tool, text: keys.text.clone(), origin: KEYS_ORIGIN.into() });
+    }
+    Ok((request, keys, known))
+}
+
+/// The origin of the segment that holds a request's object keys.
+const KEYS_ORIGIN: &str = "keys:";
+
+fn unseen_name(kind: UnseenKind) -> &'static str {
+    match kind {
+        UnseenKind::Media => "media",
+        UnseenKind::ProviderState => "provider_state",
+    }
+}
+
+fn unseen_policy(config: &Config, kind: UnseenKind) -> UnseenPolicy {
+    match kind {
+        UnseenKind::Media => config.coverage.unreadable,
+        UnseenKind::ProviderState => config.coverage.provider_state,
+    }
+}
+
+/// Refuses a request holding what Warden cannot read, where the config says so.
+fn unseen_refusal(config: &Config, request: &DecodedRequest) -> Result<(), ProxyError> {
+    match request.unseen.iter().find(|u| unseen_policy(config, u.kind) == UnseenPolicy::Refuse) {
+        Some(u) => Err(ProxyError::BadRequest(format!(
+            "Warden cannot inspect the {} at `{}`, and this deployment refuses what it cannot inspect ({}: refuse)",
+            match u.kind {
+                UnseenKind::Media => "image, audio or file",
+                UnseenKind::ProviderState => "conversation state kept by the provider",
+            },
+            u.pointer,
+            match u.kind {
+                UnseenKind::Media => "coverage.unreadable",
+                UnseenKind::ProviderState => "coverage.provider_state",
+            },
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Flags the prompt decision for what Warden could not read, where the config says so: a
+/// dashboard never counts such a request as fully inspected.
+fn flag_unseen(config: &Config, request: &DecodedRequest, prompt: &mut Decision) {
+    for kind in [UnseenKind::Media, UnseenKind::ProviderState] {
+        let n = request.unseen.iter().filter(|u| u.kind == kind).count();
+        if n == 0 || unseen_policy(config, kind) != UnseenPolicy::Flag {
+            continue;
+        }
+        prompt.push(RuleHit {
+            policy: "warden".into(),
+            rule: match kind {
+                UnseenKind::Media => "unreadable-content".into(),
+                UnseenKind::ProviderState => "provider-state".into(),
+            },
+            detector: "coverage",
+            action: Action::Flag,
+            applied: Action::Flag,
+            mode: Mode::Enforce,
+            findings: Vec::new(),
+            error: Some(format!("{n} part(s) of the request could not be inspected")),
+        });
+    }
 }
 
 fn response(status: http::StatusCode, headers: HeaderMap, body: ProxyBody, decision: Action) -> Response<ProxyBody> {
@@ -259,11 +365,16 @@ fn response(status: http::StatusCode, headers: HeaderMap, body: ProxyBody, decis
 }
 
 /// Writes the prompt's redactions back into the body, in place.
-fn redact_request(mut json: Value, segments: &[warden_core::Segment], d: &Decision) -> Bytes {
+fn redact_request(mut json: Value, segments: &[Segment], keys: &KeyText, d: &Decision) -> Bytes {
     for (i, s) in segments.iter().enumerate() {
         let spans = d.redactions(i);
-        if !spans.is_empty() {
-            adapter::set_string(&mut json, &s.origin, redact(&s.text, &spans));
+        if spans.is_empty() {
+            continue;
+        }
+        if s.origin == KEYS_ORIGIN {
+            keys.write_back(&mut json, &spans);
+        } else {
+            sweep::write_segment(&mut json, s, &spans);
         }
     }
     Bytes::from(serde_json::to_vec(&json).unwrap_or_default())
@@ -302,45 +413,76 @@ async fn read_upstream(mut resp: reqwest::Response, limits: &crate::config::Limi
 
 /// Judges a whole completion and withholds or redacts in place. An unchanged answer is returned
 /// byte for byte.
+///
+/// Every text the shape knows is judged, then every other string and key (the sweep). The
+/// choices of every text that a rule blocks are withheld (all of them if the text is outside any
+/// choice, or a detector failed), and the other choices get their redactions.
 async fn guard_completion(
     shared: &Shared,
-    api: Api,
+    shape: &dyn Shape,
     policies: &PolicySet,
     target: &Target<'_>,
     body: Bytes,
 ) -> Result<(Bytes, Decision), ProxyError> {
+    if !shape.judges_completion() {
+        return Ok((body, Decision::allow(Phase::Completion, policies.digest())));
+    }
     let mut json: Value = serde_json::from_slice(&body)
         .map_err(|_| ProxyError::BadGateway("the upstream's answer is not JSON, so it cannot be inspected".into()))?;
-    let texts = adapter::completion_texts(api, &json);
-    let pairs: Vec<(Role, &str)> = texts.iter().map(|t| (t.segment.role, t.segment.text.as_str())).collect();
-    let d = shared.evaluate(policies, Phase::Completion, target, &pairs).await;
-    match d.action {
-        Action::Block => {
-            let Some(hit) = d.blocking_hit() else { return Ok((body, d)) };
-            match api.provider() {
-                Provider::OpenAi => {
-                    let mut choices: Vec<usize> = hit.findings.iter().map(|f| texts[f.segment].choice).collect();
-                    if choices.is_empty() {
-                        // A detector error blocks every choice.
-                        choices = texts.iter().map(|t| t.choice).collect();
-                        choices.push(0);
-                    }
-                    adapter::openai::withhold(&mut json, &choices, hit);
-                }
-                Provider::Anthropic => adapter::anthropic::withhold(&mut json, hit),
-            }
-        }
-        Action::Redact => {
-            for (i, t) in texts.iter().enumerate() {
-                let spans = d.redactions(i);
-                if !spans.is_empty() {
-                    adapter::set_string(&mut json, &t.segment.origin, redact(&t.segment.text, &spans));
-                }
-            }
-        }
-        Action::Allow | Action::Flag => return Ok((body, d)),
+    let texts = completion::texts(shape, &json);
+    let d = shared.evaluate(policies, Phase::Completion, target, &texts.pairs(), texts.known).await;
+    if d.action < Action::Redact {
+        return Ok((body, d));
     }
+    completion::apply(shape, &mut json, &texts, &d);
     Ok((Bytes::from(serde_json::to_vec(&json).unwrap_or_default()), d))
+}
+
+/// Judges an upstream error body (its message is text a user sees): a blocked message is
+/// replaced by an error in the provider's shape that says so; redactions are written in.
+async fn guard_error_body(
+    shared: &Shared,
+    errors: ErrorShape,
+    policies: &PolicySet,
+    target: &Target<'_>,
+    status: http::StatusCode,
+    body: Bytes,
+) -> (Bytes, Decision) {
+    let withheld = |hit: &RuleHit| {
+        let message = format!(
+            "the upstream answered {status} with an error message that Warden withheld: policy `{}`, rule `{}` ({} detector)",
+            hit.policy, hit.rule, hit.detector
+        );
+        Bytes::from(errors.error_body(status, "upstream_error_withheld", &message).to_string())
+    };
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(mut json) => {
+            let (texts, keys) = sweep::sweep_completion(&json, &HashSet::new(), &|_| None);
+            let pairs: Vec<(Role, &str)> = texts.iter().map(|t| (Role::Assistant, t.text.as_str())).collect();
+            let d = shared.evaluate(policies, Phase::Completion, target, &pairs, 0).await;
+            if let Some(hit) = d.blocking_hit() {
+                return (withheld(hit), d);
+            }
+            if d.action == Action::Redact {
+                for (i, t) in texts.iter().enumerate() {
+                    sweep::write_completion(&mut json, t, &d.redactions(i), Some(&keys));
+                }
+                return (Bytes::from(serde_json::to_vec(&json).unwrap_or_default()), d);
+            }
+            (body, d)
+        }
+        Err(_) => {
+            let text = String::from_utf8_lossy(&body).into_owned();
+            let d = shared.evaluate(policies, Phase::Completion, target, &[(Role::Assistant, text.as_str())], 0).await;
+            if let Some(hit) = d.blocking_hit() {
+                return (withheld(hit), d);
+            }
+            if d.action == Action::Redact {
+                return (Bytes::from(warden_core::decision::redact(&text, &d.redactions(0))), d);
+            }
+            (body, d)
+        }
+    }
 }
 
 /// Moves a streamed answer from the upstream through the stream guard to the client.
@@ -407,6 +549,7 @@ async fn pump(
     let d = rec.data();
     d.completion = Some(guard.decision().into());
     d.withheld_bytes = guard.withheld_bytes();
+    d.unknown_events = guard.unknown_events();
     if guard.dropped_events() > 0 && d.error.is_none() {
         d.error = Some(format!("{} upstream events were not JSON and were dropped", guard.dropped_events()));
     }
@@ -428,7 +571,7 @@ async fn passthrough(
     let resp = shared.upstreams.send(provider, parts.method.clone(), &pq, &parts.headers, raw, &[]).await?;
     let status = resp.status();
     rec.data().upstream_status = Some(status.as_u16());
-    let headers = upstream::filter_headers(resp.headers(), &["content-encoding"]);
+    let headers = upstream::filter_headers(resp.headers(), &["content-encoding", "content-length"]);
     let body = read_upstream(resp, limits).await?;
     Ok(response(status, headers, full(body), Action::Allow))
 }

@@ -79,8 +79,18 @@ pub struct RecordData {
     pub method: String,
     /// Request path.
     pub path: String,
-    /// `openai` or `anthropic`.
+    /// The upstream provider: `openai`, `anthropic`, `azure` or `gemini`.
     pub provider: Option<&'static str>,
+    /// The API shape (`openai.chat`, `openai.responses`, `anthropic.messages`...).
+    pub api: Option<&'static str>,
+    /// What the request held that Warden could not read (`media at /messages/0/content/1`,
+    /// `provider_state at /previous_response_id`): the prompt decision did not cover it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unseen: Vec<String>,
+    /// Stream events of a type the API shape does not know (judged, dropped or cut by
+    /// `coverage.unknown_events`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unknown_events: usize,
     /// The model requested.
     pub model: Option<String>,
     /// The tenant (never the key).
@@ -105,6 +115,10 @@ pub struct RecordData {
     pub error: Option<String>,
     /// Wall time in milliseconds.
     pub duration_ms: f64,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// A record in progress; emitted when dropped.

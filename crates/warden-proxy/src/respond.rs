@@ -7,12 +7,13 @@
 //! `code: "content_filter"` (OpenAI, as Azure OpenAI's content filter answers) or an
 //! `invalid_request_error` (Anthropic).
 
+use crate::shape::ErrorShape;
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::time::Duration;
-use warden_core::{Provider, RuleHit};
+use warden_core::RuleHit;
 
 /// The body type of every response Warden sends.
 pub type ProxyBody = BoxBody<Bytes, std::io::Error>;
@@ -37,7 +38,7 @@ pub enum ProxyError {
     #[error("{0}")]
     BadRequest(String),
     /// No guarded or passthrough route has this path.
-    #[error("unknown path `{0}`: Warden guards POST /v1/chat/completions, /v1/completions and /v1/messages; other paths must be listed under `passthrough` in the config")]
+    #[error("unknown path `{0}`: Warden guards POST /v1/chat/completions, /v1/completions, /v1/responses, /v1/embeddings, /v1/messages, the Azure OpenAI paths under /openai/ and Gemini's /v1beta/models/{{model}}:generateContent; other paths must be listed under `passthrough` in the config")]
     NotFound(String),
     /// The path is guarded but the method is not POST.
     #[error("method {0} is not allowed on {1}; use POST")]
@@ -89,46 +90,14 @@ impl ProxyError {
     }
 
     /// The error in the provider's shape.
-    pub fn to_response(&self, provider: Provider) -> Response<ProxyBody> {
+    pub fn to_response(&self, shape: ErrorShape) -> Response<ProxyBody> {
         let status = self.status();
-        let message = self.to_string();
-        let body = match provider {
-            Provider::OpenAi => {
-                let kind = if status.is_server_error() { "server_error" } else { "invalid_request_error" };
-                json!({ "error": { "message": message, "type": kind, "param": null, "code": self.code() } })
-            }
-            Provider::Anthropic => {
-                let kind = match status {
-                    StatusCode::NOT_FOUND => "not_found_error",
-                    StatusCode::PAYLOAD_TOO_LARGE => "request_too_large",
-                    StatusCode::GATEWAY_TIMEOUT => "timeout_error",
-                    s if s.is_server_error() => "api_error",
-                    _ => "invalid_request_error",
-                };
-                json!({ "type": "error", "error": { "type": kind, "message": message } })
-            }
-        };
-        json_response(status, &body)
+        json_response(status, &shape.error_body(status, self.code(), &self.to_string()))
     }
 }
 
-/// The refusal of a blocked prompt, in the provider's shape.
-pub fn prompt_refusal(provider: Provider, hit: &RuleHit) -> Response<ProxyBody> {
-    let message = crate::adapter::anthropic::refusal_message("prompt", hit);
-    let body = match provider {
-        Provider::OpenAi => json!({
-            "error": {
-                "message": message,
-                "type": "invalid_request_error",
-                "param": "prompt",
-                "code": "content_filter",
-                "status": 400,
-                "innererror": crate::adapter::openai::filter_detail(hit),
-            }
-        }),
-        Provider::Anthropic => {
-            json!({ "type": "error", "error": { "type": "invalid_request_error", "message": message } })
-        }
-    };
-    json_response(StatusCode::BAD_REQUEST, &body)
+/// The refusal of a blocked prompt, in the shape's family's form.
+pub fn prompt_refusal(shape: ErrorShape, hit: &RuleHit) -> Response<ProxyBody> {
+    let (status, body) = shape.prompt_refusal(hit);
+    json_response(status, &body)
 }

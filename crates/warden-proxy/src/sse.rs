@@ -26,6 +26,8 @@ pub struct SseParser {
     scan: usize,
     event: Option<String>,
     data: Option<String>,
+    /// Whether the start of the stream (where a byte order mark may stand) is behind us.
+    started: bool,
 }
 
 impl SseParser {
@@ -37,6 +39,17 @@ impl SseParser {
     /// Feeds a chunk; returns the events it completes.
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
         self.buf.extend_from_slice(chunk);
+        if !self.started {
+            // A leading BOM is not part of the first field name (the SSE spec strips it).
+            const BOM: &[u8] = b"\xEF\xBB\xBF";
+            if self.buf.len() < BOM.len() && BOM.starts_with(&self.buf) {
+                return Vec::new();
+            }
+            if self.buf.starts_with(BOM) {
+                let _ = self.buf.split_to(BOM.len());
+            }
+            self.started = true;
+        }
         let mut out = Vec::new();
         loop {
             let rest = &self.buf[self.scan..];
@@ -109,12 +122,13 @@ impl SseParser {
         }
         let data = self.data.take();
         let event = self.event.take();
-        let mut raw = self.buf.split().freeze().to_vec();
+        let raw = self.buf.split().freeze().to_vec();
         self.scan = 0;
         if data.is_none() && event.is_none() {
             return None;
         }
-        raw.extend_from_slice(b"\n\n");
+        // Forwarded as it came: a client drops an event left without its blank line, and so it
+        // should through Warden too.
         Some(SseEvent { raw: raw.into(), event, data: data.unwrap_or_default() })
     }
 }
@@ -166,6 +180,13 @@ mod tests {
         assert_eq!(ev[4].data, "{\"text\":\"日本語\"}");
         let joined: Vec<u8> = ev.iter().flat_map(|e| e.raw.to_vec()).collect();
         assert_eq!(joined, STREAM.as_bytes());
+    }
+
+    #[test]
+    fn a_leading_bom_is_stripped_even_split() {
+        let ev = collect(&[b"\xEF", b"\xBB\xBFdata: {\"x\":1}\n\n"]);
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].data, "{\"x\":1}");
     }
 
     #[test]

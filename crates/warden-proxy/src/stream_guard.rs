@@ -1,35 +1,42 @@
 //! The stream guard: inspects a streamed completion as it arrives and never lets through what a
 //! rule blocks.
 //!
-//! Upstream bytes go through the incremental [`SseParser`]. Each event's text pieces (OpenAI
-//! `delta.content` per choice, tool-call arguments; Anthropic `content_block_delta` per block) are
-//! appended to their text's [`TextJudge`], which keeps the detectors' streaming state (the phrase
-//! automaton's state, for one) and says up to where the text can no longer be part of a match.
-//! Events are held in arrival order and released as soon as all the text they carry is before
-//! that point; for phrases, that is once they are older than the longest phrase. So a trigger split
-//! over any number of chunks is caught before any of its characters is released.
+//! Upstream bytes go through the incremental [`SseParser`]. Each event's text pieces come from the
+//! API's [`Shape`]: deltas of a text (a choice's content, a tool call's arguments, a reasoning
+//! field, the logprob tokens) are appended to that text's [`TextJudge`], which keeps the
+//! detectors' streaming state and says up to where the text can no longer be part of a match.
+//! Tool-call arguments are JSON text: they are judged by their decoded strings ([`JsonText`]), so
+//! an escape split across deltas is decoded before it is judged. Then every other string of the
+//! event, and every object key not seen before, is judged as a whole text (the sweep): an unknown
+//! field or event type cannot carry text past the guard.
+//!
+//! Events are held in arrival order and released as soon as all the text they carry is before the
+//! safe point of its text; for phrases, that is once they are older than the longest phrase. So a
+//! trigger split over any number of chunks is caught before any of its characters is released.
 //!
 //! On a block the stream is cut: held events are dropped, and the client gets the provider's own
-//! end of stream (OpenAI: a last chunk with `finish_reason: "content_filter"`, then
-//! `data: [DONE]`; Anthropic: an `error` event). On a redact, held events are rewritten with
-//! `[REDACTED]` in place of what matched before release.
+//! end of stream ([`Shape::cut_stream`]). On a redact, held events are rewritten with
+//! `[REDACTED]` in place of what matched before release (in JSON text, over whole escapes, so the
+//! arguments stay valid JSON; a rewritten logprob token loses its alternatives).
 
-use crate::adapter::{self, anthropic, openai, Api, Piece};
+use crate::config::UnknownEvents;
+use crate::shape::{self, sweep, EventPieces, Piece, PieceKind, Shape, StreamMemo, TextKey};
 use crate::sse::{encode, SseEvent, SseParser};
 use bytes::Bytes;
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
-use warden_core::decision::{merge_spans, REDACTED};
+use warden_core::decision::REDACTED;
+use warden_core::jsontext::{JsonText, RawSpan};
 use warden_core::{Action, Decision, Phase, Provider, RuleHit};
 use warden_policy::{PolicySet, Target, TextJudge};
 
 /// The target of a stream, owned (the guard outlives the request's borrowed parts).
 #[derive(Debug, Clone)]
 pub struct StreamTarget {
-    /// The API shape.
+    /// The provider.
     pub provider: Provider,
     /// The request path.
     pub route: String,
@@ -41,13 +48,47 @@ pub struct StreamTarget {
     pub headers: Vec<(String, String)>,
 }
 
+/// Which text a piece belongs to: a streamed text of the shape's, or a whole text (a swept
+/// field, a `*.done` copy), judged at once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Slot {
+    Stream(TextKey),
+    Whole(usize),
+}
+
 struct Text {
     judge: TextJudge,
-    redactions: Vec<Range<usize>>,
+    /// JSON text: the decoder, and the raw text (the judge holds the decoded text).
+    json: Option<(JsonText, String)>,
+    /// What to rewrite, in raw bytes of the text.
+    redactions: Vec<RawSpan>,
+    /// Judged to the end: nothing can change any more.
+    finished: bool,
+}
+
+impl Text {
+    fn raw(&self) -> &str {
+        match &self.json {
+            Some((_, raw)) => raw,
+            None => self.judge.text(),
+        }
+    }
+
+    /// Raw bytes before which nothing can change any more.
+    fn safe_until(&self) -> usize {
+        if self.finished {
+            return usize::MAX;
+        }
+        let safe = self.judge.safe_until();
+        match &self.json {
+            Some((j, _)) => j.raw_until(safe),
+            None => safe,
+        }
+    }
 }
 
 struct HeldPiece {
-    key: String,
+    slot: Slot,
     pointer: String,
     range: Range<usize>,
 }
@@ -70,41 +111,57 @@ pub struct Output {
 
 /// Guards one streamed completion.
 pub struct StreamGuard {
-    api: Api,
+    shape: &'static dyn Shape,
     set: Arc<PolicySet>,
     target: StreamTarget,
+    unknown_events: UnknownEvents,
     parser: SseParser,
-    texts: HashMap<String, Text>,
-    order: Vec<String>,
+    texts: HashMap<Slot, Text>,
+    order: Vec<Slot>,
+    wholes: usize,
     held: VecDeque<Held>,
-    first_chunk: Option<Value>,
-    choices: BTreeSet<usize>,
+    memo: StreamMemo,
+    /// Swept values already judged clean, by pointer: an id repeated in every chunk is judged once.
+    clean: HashMap<String, String>,
+    /// Object keys already judged.
+    keys_seen: HashSet<String>,
     decision: Decision,
     done: bool,
     cut_sent: bool,
     withheld: usize,
     dropped_events: usize,
+    unknown: usize,
 }
 
 impl StreamGuard {
-    /// A guard for a stream of `api` to `target`, judged by `set`.
-    pub fn new(api: Api, set: Arc<PolicySet>, target: StreamTarget) -> Self {
+    /// A guard for a stream of `shape` to `target`, judged by `set`; events of a type the shape
+    /// does not know are handled as `unknown_events` says.
+    pub fn new(
+        shape: &'static dyn Shape,
+        set: Arc<PolicySet>,
+        target: StreamTarget,
+        unknown_events: UnknownEvents,
+    ) -> Self {
         let decision = Decision::allow(Phase::Completion, set.digest());
         Self {
-            api,
+            shape,
             set,
             target,
+            unknown_events,
             parser: SseParser::new(),
             texts: HashMap::new(),
             order: Vec::new(),
+            wholes: 0,
             held: VecDeque::new(),
-            first_chunk: None,
-            choices: BTreeSet::new(),
+            memo: StreamMemo::default(),
+            clean: HashMap::new(),
+            keys_seen: HashSet::new(),
             decision,
             done: false,
             cut_sent: false,
             withheld: 0,
             dropped_events: 0,
+            unknown: 0,
         }
     }
 
@@ -118,9 +175,15 @@ impl StreamGuard {
         self.withheld
     }
 
-    /// Events dropped because their data was not JSON (and so could not be inspected).
+    /// Events dropped because their data was not JSON (and so could not be inspected), or because
+    /// their type was unknown and `coverage.unknown_events` is `drop`.
     pub fn dropped_events(&self) -> usize {
         self.dropped_events
+    }
+
+    /// Events of a type the shape does not know.
+    pub fn unknown_events(&self) -> usize {
+        self.unknown
     }
 
     /// Feeds upstream bytes.
@@ -166,29 +229,26 @@ impl StreamGuard {
         if !self.done {
             self.withheld += self.held.drain(..).map(|h| h.raw.len()).sum::<usize>();
             self.done = true;
-            let data = match self.target.provider {
-                Provider::OpenAi => serde_json::json!({
-                    "error": { "message": message, "type": "server_error", "param": null, "code": "upstream_error" }
-                }),
-                Provider::Anthropic => serde_json::json!({
-                    "type": "error", "error": { "type": "api_error", "message": message }
-                }),
-            };
-            let event = (self.target.provider == Provider::Anthropic).then_some("error");
-            out.send.push(encode(event, &data.to_string()));
+            out.send.push(self.shape.stream_error(message));
         }
         out.done = true;
         out
     }
 
     fn on_event(&mut self, ev: SseEvent, out: &mut Output) {
-        let is_end = ev.data == "[DONE]";
-        if is_end {
-            self.end(Some(EndEvent::Sse(ev)), out);
+        if ev.data == "[DONE]" {
+            let held = Held { raw: ev.raw, event: ev.event, json: None, pieces: Vec::new() };
+            self.end(Some(held), out);
             return;
         }
         if ev.data.is_empty() {
-            // A comment or an event without data carries no text.
+            // A comment or an event without data carries no text; its `event:` name is judged.
+            if let Some(name) = ev.event.as_deref() {
+                self.judge_whole(name, false);
+                if self.done {
+                    return;
+                }
+            }
             self.hold(Held { raw: ev.raw, event: ev.event, json: None, pieces: Vec::new() }, out);
             return;
         }
@@ -201,65 +261,228 @@ impl StreamGuard {
                 return;
             }
         };
-        let kind = json.get("type").and_then(Value::as_str).or(ev.event.as_deref()).map(str::to_string);
-        if self.api.provider() == Provider::OpenAi {
-            if self.first_chunk.is_none() {
-                self.first_chunk = Some(json.clone());
-            }
-            if let Some(cs) = json.get("choices").and_then(Value::as_array) {
-                for (k, c) in cs.iter().enumerate() {
-                    self.choices.insert(c.get("index").and_then(Value::as_u64).map_or(k, |i| i as usize));
+        let EventPieces { pieces, known, last } = self.shape.stream_pieces(ev.event.as_deref(), &json);
+        if !known {
+            self.unknown += 1;
+            match self.unknown_events {
+                UnknownEvents::Judge => {}
+                UnknownEvents::Drop => {
+                    self.dropped_events += 1;
+                    return;
+                }
+                UnknownEvents::Cut => {
+                    let kind = json.get("type").and_then(Value::as_str).or(ev.event.as_deref()).unwrap_or("");
+                    self.cut_unknown(kind);
+                    return;
                 }
             }
         }
-        let pieces = adapter::stream_pieces(self.api, ev.event.as_deref(), &json);
-        let mut held_pieces = Vec::with_capacity(pieces.len());
-        for Piece { key, pointer, text, .. } in pieces {
-            let range = self.push_text(&key, &text);
-            held_pieces.push(HeldPiece { key, pointer, range });
+        let mut held_pieces = Vec::with_capacity(pieces.len() + 2);
+        let covered: HashSet<String> = pieces.iter().map(|p| p.pointer.clone()).collect();
+        for piece in pieces {
+            held_pieces.push(self.push_piece(piece));
             if self.done {
                 return;
             }
         }
+        self.sweep(&ev, &json, &covered, &mut held_pieces);
+        if self.done {
+            return;
+        }
+        // Only what was judged, and not rewritten, may reappear in the shape's cut.
+        let rewritten = held_pieces.iter().any(|p| {
+            self.texts.get(&p.slot).is_some_and(|t| {
+                t.redactions.iter().any(|r| r.range.start < p.range.end && p.range.start < r.range.end)
+            })
+        });
+        if !rewritten {
+            self.shape.remember(&mut self.memo, &json);
+        }
         let held = Held { raw: ev.raw, event: ev.event, json: Some(json), pieces: held_pieces };
-        if kind.as_deref() == Some("message_stop") {
-            self.end(Some(EndEvent::Held(Box::new(held))), out);
+        if last {
+            self.end(Some(held), out);
         } else {
             self.hold(held, out);
         }
     }
 
-    /// Appends text to its judge; applies what fires. Returns the piece's range in the text.
-    fn push_text(&mut self, key: &str, text: &str) -> Range<usize> {
-        if !self.texts.contains_key(key) {
-            let headers: Vec<(&str, &str)> =
-                self.target.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            let t = Target {
-                provider: self.target.provider,
-                route: &self.target.route,
-                model: &self.target.model,
-                tenant: &self.target.tenant,
-                headers: &headers,
-            };
-            let judge = self.set.judge_stream(&t, self.order.len());
-            self.order.push(key.to_string());
-            self.texts.insert(key.to_string(), Text { judge, redactions: Vec::new() });
+    /// Judges every string of the event that no known piece covered, as a whole text, and the
+    /// event's name and object keys not seen before.
+    fn sweep(&mut self, ev: &SseEvent, json: &Value, covered: &HashSet<String>, held: &mut Vec<HeldPiece>) {
+        if let Some(name) = ev.event.as_deref() {
+            if self.keys_seen.insert(format!("event:{name}")) {
+                self.judge_whole(name, false);
+            }
         }
-        let Some(t) = self.texts.get_mut(key) else { return 0..0 };
-        let start = t.judge.text().len();
-        let hits = t.judge.push(text);
-        let range = start..start + text.len();
-        self.apply(key, hits);
-        range
+        let mut strings = Vec::new();
+        let keys = {
+            let mut keys = sweep::KeyText::default();
+            sweep::walk(json, &mut String::new(), &mut keys, &mut |p, s| {
+                if !covered.contains(p) {
+                    strings.push((p.to_string(), s.to_string()));
+                }
+            });
+            keys
+        };
+        let new_keys: Vec<&str> =
+            keys.entries.iter().map(|(r, _)| &keys.text[r.clone()]).filter(|k| !self.keys_seen.contains(*k)).collect();
+        if !new_keys.is_empty() {
+            let joined = new_keys.join("\n");
+            for k in new_keys {
+                self.keys_seen.insert(k.to_string());
+            }
+            // A key cannot be rewritten in place: anything a rule would redact in one cuts.
+            self.judge_whole(&joined, true);
+            if self.done {
+                return;
+            }
+        }
+        for (pointer, text) in strings {
+            let choice = self.shape.stream_choice_of(json, &pointer);
+            if self.shape.streams_at(&pointer) {
+                // An unknown field inside a delta: the same field of later events continues it.
+                let field: Vec<&str> =
+                    pointer.split('/').map(|s| if s.parse::<usize>().is_ok() { "*" } else { s }).collect();
+                let key = TextKey::new(choice.unwrap_or(0), format!("swept:{}", field.join("/")));
+                held.push(self.push_piece(Piece::delta(key, pointer, &text)));
+                if self.done {
+                    return;
+                }
+                continue;
+            }
+            let pattern = choice.map_or_else(String::new, |c| c.to_string());
+            let cache_key = format!("{pattern}{pointer}");
+            if self.clean.get(&cache_key).is_some_and(|v| *v == text) {
+                continue;
+            }
+            let piece = Piece {
+                key: TextKey::new(0, ""),
+                pointer: pointer.clone(),
+                text: text.clone(),
+                kind: PieceKind::Whole,
+            };
+            let hp = self.push_piece(piece);
+            if self.done {
+                return;
+            }
+            let clean = self.texts.get(&hp.slot).is_some_and(|t| t.redactions.is_empty());
+            if clean && text.len() <= 256 {
+                self.clean.insert(cache_key, text);
+            }
+            held.push(hp);
+        }
     }
 
-    fn apply(&mut self, key: &str, hits: Vec<RuleHit>) {
+    /// Judges a text that is not written back (an event name, object keys): a redaction there
+    /// counts as a block.
+    fn judge_whole(&mut self, text: &str, strict: bool) {
+        let slot = self.new_slot(None, true);
+        let hits = match self.texts.get_mut(&slot) {
+            Some(t) => {
+                let mut h = t.judge.push(text);
+                h.extend(t.judge.finish());
+                t.finished = true;
+                h
+            }
+            None => return,
+        };
+        let redacts = hits.iter().any(|h| h.applied == Action::Redact);
+        self.apply(&slot, hits);
+        if strict && redacts && !self.done {
+            if let Some(h) = self.decision.hits.iter().find(|h| h.applied == Action::Redact).cloned() {
+                let mut h = h;
+                h.applied = Action::Block;
+                self.decision.push(h);
+            }
+            self.cut();
+        }
+    }
+
+    fn cut_unknown(&mut self, kind: &str) {
+        let hit = RuleHit {
+            policy: "warden".into(),
+            rule: "unknown-stream-event".into(),
+            detector: "coverage",
+            action: Action::Block,
+            applied: Action::Block,
+            mode: warden_core::Mode::Enforce,
+            findings: Vec::new(),
+            error: Some(format!(
+                "the upstream sent a `{kind}` event, which Warden does not know (coverage.unknown_events: cut)"
+            )),
+        };
+        self.decision.push(hit);
+        self.cut();
+    }
+
+    fn target(&self) -> (Vec<(&str, &str)>, &StreamTarget) {
+        (self.target.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(), &self.target)
+    }
+
+    /// Creates the text of a slot: a streamed key, or a new whole text.
+    fn new_slot(&mut self, key: Option<&TextKey>, fragment: bool) -> Slot {
+        let slot = match key {
+            Some(k) => Slot::Stream(k.clone()),
+            None => {
+                self.wholes += 1;
+                Slot::Whole(self.wholes)
+            }
+        };
+        if !self.texts.contains_key(&slot) {
+            let (headers, st) = self.target();
+            let t = Target {
+                provider: st.provider,
+                route: &st.route,
+                model: &st.model,
+                tenant: &st.tenant,
+                headers: &headers,
+            };
+            let judge = self.set.judge_stream_part(&t, self.order.len(), fragment);
+            self.order.push(slot.clone());
+            self.texts.insert(slot.clone(), Text { judge, json: None, redactions: Vec::new(), finished: false });
+        }
+        slot
+    }
+
+    /// Appends a piece to its text and applies what fires. Returns where the piece is held.
+    fn push_piece(&mut self, p: Piece) -> HeldPiece {
+        let whole = matches!(p.kind, PieceKind::Whole | PieceKind::WholeJson);
+        let json = matches!(p.kind, PieceKind::JsonDelta | PieceKind::WholeJson);
+        let slot =
+            if whole { self.new_slot(None, p.kind == PieceKind::Whole) } else { self.new_slot(Some(&p.key), false) };
+        let Some(t) = self.texts.get_mut(&slot) else { return HeldPiece { slot, pointer: p.pointer, range: 0..0 } };
+        let (range, mut hits) = if json {
+            let (dec, raw) = t.json.get_or_insert_with(|| (JsonText::new(), String::new()));
+            let start = raw.len();
+            raw.push_str(&p.text);
+            let added = dec.push(&p.text);
+            let decoded = dec.text()[added].to_string();
+            (start..start + p.text.len(), t.judge.push(&decoded))
+        } else {
+            let start = t.judge.text().len();
+            (start..start + p.text.len(), t.judge.push(&p.text))
+        };
+        if whole {
+            hits.extend(t.judge.finish());
+            t.finished = true;
+        }
+        self.apply(&slot, hits);
+        HeldPiece { slot, pointer: p.pointer, range }
+    }
+
+    fn apply(&mut self, slot: &Slot, hits: Vec<RuleHit>) {
         for h in hits {
             if h.applied == Action::Redact {
-                if let Some(t) = self.texts.get_mut(key) {
-                    let spans =
-                        h.findings.iter().filter(|f| f.redacts()).map(|f| f.span.clone()).chain(t.redactions.drain(..));
-                    t.redactions = merge_spans(spans);
+                if let Some(t) = self.texts.get_mut(slot) {
+                    let mut spans: Vec<RawSpan> = Vec::new();
+                    for f in h.findings.iter().filter(|f| f.redacts()) {
+                        match &t.json {
+                            Some((j, _)) => spans.extend(j.raw_spans(f.span.clone())),
+                            None => spans.push(RawSpan { range: f.span.clone(), quote: false }),
+                        }
+                    }
+                    spans.append(&mut t.redactions);
+                    t.redactions = merge_raw(spans);
                 }
             }
             let block = h.applied == Action::Block;
@@ -282,10 +505,7 @@ impl StreamGuard {
     fn release(&mut self, all: bool, out: &mut Output) {
         while let Some(front) = self.held.front() {
             let ready = all
-                || front
-                    .pieces
-                    .iter()
-                    .all(|p| self.texts.get(&p.key).is_none_or(|t| p.range.end <= t.judge.safe_until()));
+                || front.pieces.iter().all(|p| self.texts.get(&p.slot).is_none_or(|t| p.range.end <= t.safe_until()));
             if !ready {
                 break;
             }
@@ -297,25 +517,31 @@ impl StreamGuard {
     /// The event's bytes: as received, or rewritten where a redaction touches its text.
     fn render(&self, mut h: Held) -> Bytes {
         let touched = h.pieces.iter().any(|p| {
-            self.texts
-                .get(&p.key)
-                .is_some_and(|t| t.redactions.iter().any(|r| r.start < p.range.end && p.range.start < r.end))
+            self.texts.get(&p.slot).is_some_and(|t| {
+                t.redactions.iter().any(|r| r.range.start < p.range.end && p.range.start < r.range.end)
+            })
         });
         let Some(json) = h.json.as_mut().filter(|_| touched) else { return h.raw };
         for p in &h.pieces {
-            let Some(t) = self.texts.get(&p.key) else { continue };
-            let whole = t.judge.text();
+            let Some(t) = self.texts.get(&p.slot) else { continue };
+            let overlapping: Vec<&RawSpan> =
+                t.redactions.iter().filter(|r| r.range.start < p.range.end && p.range.start < r.range.end).collect();
+            if overlapping.is_empty() {
+                continue;
+            }
+            let whole = t.raw();
             let mut s = String::new();
             let mut at = p.range.start;
-            for r in t.redactions.iter().filter(|r| r.start < p.range.end && p.range.start < r.end) {
-                if r.start >= at {
-                    s.push_str(&whole[at..r.start]);
-                    s.push_str(REDACTED);
+            for r in overlapping {
+                if r.range.start >= at {
+                    s.push_str(&whole[at..r.range.start]);
+                    s.push_str(&if t.json.is_some() { r.replacement() } else { REDACTED.to_string() });
                 }
-                at = r.end.min(p.range.end).max(at);
+                at = r.range.end.min(p.range.end).max(at);
             }
             s.push_str(&whole[at.min(p.range.end)..p.range.end]);
-            adapter::set_string(json, &p.pointer, s);
+            sweep::set_string(json, &p.pointer, s);
+            shape::openai_chat::fix_logprob_siblings(json, &p.pointer);
         }
         encode(h.event.as_deref(), &json.to_string())
     }
@@ -326,40 +552,23 @@ impl StreamGuard {
         self.done = true;
     }
 
-    fn cut_bytes(&self) -> Vec<Bytes> {
-        let Some(hit) = self.decision.blocking_hit() else { return Vec::new() };
-        match self.api {
-            Api::OpenAiChat | Api::OpenAiCompletions => {
-                let mut choices: Vec<usize> = self.choices.iter().copied().collect();
-                if choices.is_empty() {
-                    choices.push(0);
+    /// The stream ended (`[DONE]`, the shape's last event, or a clean EOF): settle every text,
+    /// then release everything or cut.
+    fn end(&mut self, last: Option<Held>, out: &mut Output) {
+        let slots: Vec<Slot> = self.order.iter().filter(|s| matches!(s, Slot::Stream(_))).cloned().collect();
+        for slot in slots {
+            let hits = match self.texts.get_mut(&slot) {
+                Some(t) if !t.finished => {
+                    t.finished = true;
+                    t.judge.finish()
                 }
-                let legacy = self.api == Api::OpenAiCompletions;
-                let chunk = openai::cut_chunk(self.first_chunk.as_ref(), &choices, legacy, hit);
-                vec![encode(None, &chunk.to_string()), encode(None, "[DONE]")]
-            }
-            Api::AnthropicMessages => vec![encode(Some("error"), &anthropic::cut_event(hit).to_string())],
-        }
-    }
-
-    /// The stream ended (`[DONE]`, `message_stop`, or a clean EOF): settle every text, then
-    /// release everything or cut.
-    fn end(&mut self, last: Option<EndEvent>, out: &mut Output) {
-        let keys = self.order.clone();
-        for key in keys {
-            let hits = match self.texts.get_mut(&key) {
-                Some(t) => t.judge.finish(),
-                None => continue,
+                _ => continue,
             };
-            self.apply(&key, hits);
+            self.apply(&slot, hits);
         }
         if !self.done {
             if let Some(last) = last {
-                let held = match last {
-                    EndEvent::Sse(ev) => Held { raw: ev.raw, event: ev.event, json: None, pieces: Vec::new() },
-                    EndEvent::Held(h) => *h,
-                };
-                self.held.push_back(held);
+                self.held.push_back(last);
             }
             self.release(true, out);
             self.done = true;
@@ -368,17 +577,32 @@ impl StreamGuard {
 
     /// After a block, sends the provider's end of stream, once.
     fn send_cut(&mut self, out: &mut Output) {
-        if self.done && !self.cut_sent && self.decision.blocking_hit().is_some() {
-            self.cut_sent = true;
-            out.send.extend(self.cut_bytes());
+        if self.done && !self.cut_sent {
+            if let Some(hit) = self.decision.blocking_hit() {
+                self.cut_sent = true;
+                out.send.extend(self.shape.cut_stream(&self.memo, hit));
+            }
         }
     }
 }
 
-/// The event that ended a stream.
-enum EndEvent {
-    Sse(SseEvent),
-    Held(Box<Held>),
+/// Sorts and merges overlapping raw spans (a quoted span absorbs what it overlaps).
+fn merge_raw(mut v: Vec<RawSpan>) -> Vec<RawSpan> {
+    v.retain(|r| !r.range.is_empty());
+    v.sort_by_key(|r| r.range.start);
+    let mut out: Vec<RawSpan> = Vec::with_capacity(v.len());
+    for r in v {
+        match out.last_mut() {
+            Some(last)
+                if r.range.start < last.range.end || (r.range.start == last.range.end && r.quote == last.quote) =>
+            {
+                last.range.end = last.range.end.max(r.range.end);
+                last.quote |= r.quote;
+            }
+            _ => out.push(r),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

