@@ -39,6 +39,12 @@ Or try it with curl:
     # a poisoned answer is cut mid-stream (finish_reason content_filter):
     curl -sN localhost:8080/v1/chat/completions -H 'content-type: application/json' \
       -d '{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"what is the deployment plan?"}]}'
+    # the Responses API is guarded too: the poisoned answer ends as response.incomplete (content_filter):
+    curl -sN localhost:8080/v1/responses -H 'content-type: application/json' \
+      -d '{"model":"gpt-4o","stream":true,"input":"what is the deployment plan?"}'
+    # and so are Gemini and Azure OpenAI (/openai/deployments/{d}/chat/completions?api-version=...):
+    curl -s 'localhost:8080/v1beta/models/gemini-2.5-flash:generateContent' -H 'content-type: application/json' \
+      -d '{"contents":[{"role":"user","parts":[{"text":"what is the deployment plan?"}]}]}'
 
 Press Ctrl-C to stop.
 MSG

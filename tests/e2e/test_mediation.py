@@ -721,10 +721,21 @@ def test_stream_trigger_in_logprobs_tokens_is_cut(warden, mock):
     assert_cut(r, assert_openai_stream_cut)
 
 
-def test_stream_trigger_in_second_choice_is_cut(warden):
+def test_stream_trigger_in_second_choice_withholds_that_choice_only(warden):
     headers = {**OPENAI_JSON, **hx("reply", CLEAN), **hx("reply-1", PLANTED), "x-mock-chunk": "3"}
     r = through(warden, CHAT, chat_stream_body(n=2), headers)
-    assert_cut(r, assert_openai_stream_cut)
+    assert_no_trigger(r.content)
+    events = sse_events(r.content)
+    assert events[-1] == (None, "[DONE]"), r.content[-300:]
+    text, finishes = {0: "", 1: ""}, {0: [], 1: []}
+    for _, d in events[:-1]:
+        for c in json.loads(d).get("choices", []):
+            text[c["index"]] += (c.get("delta") or {}).get("content") or ""
+            if c.get("finish_reason"):
+                finishes[c["index"]].append(c["finish_reason"])
+    # The clean choice streams on to its end; the poisoned one ends with content_filter.
+    assert text[0] == CLEAN and finishes[0] == ["stop"], (text, finishes)
+    assert finishes[1] == ["content_filter"], finishes
 
 
 def clean_chat_stream(mock) -> list[list[Any]]:

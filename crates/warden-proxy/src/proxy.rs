@@ -230,10 +230,13 @@ async fn exchange(
     let status = resp.status();
     rec.data().upstream_status = Some(status.as_u16());
     let headers = upstream::filter_headers(resp.headers(), &["content-encoding", "content-length"]);
-    let is_sse = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
+    // A stream only if the client asked for one: an answer labelled as a stream to a request
+    // for a whole answer is judged whole (the client will read it whole).
+    let is_sse = request.stream
+        && headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
 
     if !status.is_success() && !is_sse {
         // The provider's own error: its message is text a user sees, so it is judged too.
@@ -282,6 +285,7 @@ fn decode(
     json: &Value,
 ) -> Result<(DecodedRequest, KeyText, usize), ProxyError> {
     let mut request = shape.decode(json, info).map_err(|e| ProxyError::BadRequest(e.0))?;
+    join_parts(&mut request.segments);
     let known = request.segments.len();
     let covered: HashSet<String> = request
         .segments
@@ -294,6 +298,45 @@ fn decode(
         request.segments.push(Segment { role: Role::Tool, text: keys.text.clone(), origin: KEYS_ORIGIN.into() });
     }
     Ok((request, keys, known))
+}
+
+/// The prefix of a segment that joins the text parts of one message (judged, never written
+/// back: its parts are judged and redacted on their own too).
+const JOINED_ORIGIN: &str = "joined:";
+
+/// Adds, for each message whose text comes in several parts (`.../content/0/text`,
+/// `.../content/1/text`), one segment of the parts joined: the model reads them as one text, so
+/// a phrase split over parts is found.
+fn join_parts(segments: &mut Vec<Segment>) {
+    fn parent(origin: &str) -> Option<&str> {
+        let (head, last) = origin.rsplit_once('/')?;
+        let (prefix, index) = head.rsplit_once('/')?;
+        (index.parse::<usize>().is_ok() && matches!(last, "text" | "refusal" | "thinking")).then_some(prefix)
+    }
+    let mut joined: Vec<Segment> = Vec::new();
+    let mut run: Option<(String, Role, String, usize)> = None;
+    let flush = |run: &mut Option<(String, Role, String, usize)>, joined: &mut Vec<Segment>| {
+        if let Some((prefix, role, text, n)) = run.take() {
+            if n > 1 {
+                joined.push(Segment { role, text, origin: format!("{JOINED_ORIGIN}{prefix}") });
+            }
+        }
+    };
+    for s in segments.iter() {
+        let p = parent(&s.origin);
+        match (&mut run, p) {
+            (Some((prefix, role, text, n)), Some(p)) if prefix == p && *role == s.role => {
+                text.push_str(&s.text);
+                *n += 1;
+            }
+            (_, p) => {
+                flush(&mut run, &mut joined);
+                run = p.map(|p| (p.to_string(), s.role, s.text.clone(), 1));
+            }
+        }
+    }
+    flush(&mut run, &mut joined);
+    segments.extend(joined);
 }
 
 /// The origin of the segment that holds a request's object keys.
@@ -373,6 +416,8 @@ fn redact_request(mut json: Value, segments: &[Segment], keys: &KeyText, d: &Dec
         }
         if s.origin == KEYS_ORIGIN {
             keys.write_back(&mut json, &spans);
+        } else if s.origin.starts_with(JOINED_ORIGIN) {
+            continue;
         } else {
             sweep::write_segment(&mut json, s, &spans);
         }
@@ -470,6 +515,14 @@ async fn guard_error_body(
                 return (Bytes::from(serde_json::to_vec(&json).unwrap_or_default()), d);
             }
             (body, d)
+        }
+        // Text the client may decode otherwise than Warden would: withheld.
+        Err(_) if std::str::from_utf8(&body).is_err() => {
+            let message = format!(
+                "the upstream answered {status} with an error body that is not UTF-8, which Warden cannot inspect"
+            );
+            let d = Decision::allow(Phase::Completion, policies.digest());
+            (Bytes::from(errors.error_body(status, "upstream_error_withheld", &message).to_string()), d)
         }
         Err(_) => {
             let text = String::from_utf8_lossy(&body).into_owned();

@@ -16,6 +16,10 @@ pub struct SseEvent {
     pub event: Option<String>,
     /// The `data:` lines joined with `\n` (empty if none).
     pub data: String,
+    /// The event had lines that are neither comments nor `data`, `event`, `id` or `retry`
+    /// fields (a bare JSON line, say): an SSE client ignores them, but a client that reads the
+    /// body otherwise might not, so the guard never forwards them.
+    pub foreign: bool,
 }
 
 /// Splits a byte stream into SSE events.
@@ -26,6 +30,7 @@ pub struct SseParser {
     scan: usize,
     event: Option<String>,
     data: Option<String>,
+    foreign: bool,
     /// Whether the start of the stream (where a byte order mark may stand) is behind us.
     started: bool,
 }
@@ -73,11 +78,12 @@ impl SseParser {
                 self.scan = 0;
                 let data = self.data.take();
                 let event = self.event.take();
-                if data.is_some() || event.is_some() {
-                    out.push(SseEvent { raw, event, data: data.unwrap_or_default() });
+                let foreign = std::mem::take(&mut self.foreign);
+                if data.is_some() || event.is_some() || foreign {
+                    out.push(SseEvent { raw, event, data: data.unwrap_or_default(), foreign });
                 } else if !raw.iter().all(|b| *b == b'\n' || *b == b'\r') {
                     // Comments only: forward as they are, with no data.
-                    out.push(SseEvent { raw, event: None, data: String::new() });
+                    out.push(SseEvent { raw, event: None, data: String::new(), foreign: false });
                 }
                 continue;
             }
@@ -107,7 +113,8 @@ impl SseParser {
                 }
                 None => self.data = Some(value.to_string()),
             },
-            _ => {}
+            "id" | "retry" => {}
+            _ => self.foreign = true,
         }
     }
 
@@ -122,14 +129,15 @@ impl SseParser {
         }
         let data = self.data.take();
         let event = self.event.take();
+        let foreign = std::mem::take(&mut self.foreign);
         let raw = self.buf.split().freeze().to_vec();
         self.scan = 0;
-        if data.is_none() && event.is_none() {
+        if data.is_none() && event.is_none() && !foreign {
             return None;
         }
         // Forwarded as it came: a client drops an event left without its blank line, and so it
         // should through Warden too.
-        Some(SseEvent { raw: raw.into(), event, data: data.unwrap_or_default() })
+        Some(SseEvent { raw: raw.into(), event, data: data.unwrap_or_default(), foreign })
     }
 }
 

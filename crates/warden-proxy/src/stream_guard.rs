@@ -64,7 +64,12 @@ struct Text {
     redactions: Vec<RawSpan>,
     /// Judged to the end: nothing can change any more.
     finished: bool,
+    /// The choice the text belongs to ([`NO_CHOICE`] if none).
+    choice: usize,
 }
+
+/// The choice of a text outside every choice (a top-level field, keys, an event name).
+const NO_CHOICE: usize = usize::MAX;
 
 impl Text {
     fn raw(&self) -> &str {
@@ -98,6 +103,8 @@ struct Held {
     event: Option<String>,
     json: Option<Value>,
     pieces: Vec<HeldPiece>,
+    /// The JSON was changed (a withheld choice blanked): re-encode it.
+    modified: bool,
 }
 
 /// What to send after feeding the guard.
@@ -128,6 +135,12 @@ pub struct StreamGuard {
     decision: Decision,
     done: bool,
     cut_sent: bool,
+    /// The whole stream is cut (not only some choices withheld).
+    cut_all: bool,
+    /// Choices withheld while the others go on (OpenAI `n > 1`).
+    blocked: std::collections::BTreeSet<usize>,
+    /// Bytes to send after this feed's releases (the end of a withheld choice).
+    pending: Vec<Bytes>,
     withheld: usize,
     dropped_events: usize,
     unknown: usize,
@@ -159,6 +172,9 @@ impl StreamGuard {
             decision,
             done: false,
             cut_sent: false,
+            cut_all: false,
+            blocked: Default::default(),
+            pending: Vec::new(),
             withheld: 0,
             dropped_events: 0,
             unknown: 0,
@@ -201,6 +217,7 @@ impl StreamGuard {
             }
         }
         self.decision.elapsed_us += started.elapsed().as_micros() as u64;
+        out.send.append(&mut self.pending);
         self.send_cut(&mut out);
         out.done = self.done;
         out
@@ -217,6 +234,7 @@ impl StreamGuard {
         if !self.done {
             self.end(None, &mut out);
         }
+        out.send.append(&mut self.pending);
         self.send_cut(&mut out);
         out.done = true;
         out
@@ -235,9 +253,18 @@ impl StreamGuard {
         out
     }
 
-    fn on_event(&mut self, ev: SseEvent, out: &mut Output) {
+    fn on_event(&mut self, mut ev: SseEvent, out: &mut Output) {
+        if ev.foreign {
+            // Lines that are not SSE fields are never forwarded: the event is rebuilt from its
+            // fields, or dropped if it has none.
+            self.dropped_events += 1;
+            if ev.data.is_empty() && ev.event.is_none() {
+                return;
+            }
+            ev.raw = encode(ev.event.as_deref(), &ev.data);
+        }
         if ev.data == "[DONE]" {
-            let held = Held { raw: ev.raw, event: ev.event, json: None, pieces: Vec::new() };
+            let held = Held { raw: ev.raw, event: ev.event, json: None, pieces: Vec::new(), modified: false };
             self.end(Some(held), out);
             return;
         }
@@ -249,7 +276,7 @@ impl StreamGuard {
                     return;
                 }
             }
-            self.hold(Held { raw: ev.raw, event: ev.event, json: None, pieces: Vec::new() }, out);
+            self.hold(Held { raw: ev.raw, event: ev.event, json: None, pieces: Vec::new(), modified: false }, out);
             return;
         }
         let json: Value = match serde_json::from_str(&ev.data) {
@@ -261,6 +288,11 @@ impl StreamGuard {
                 return;
             }
         };
+        let mut json = json;
+        let mut modified = false;
+        for &k in &self.blocked {
+            modified |= self.shape.blank_stream_choice(&mut json, k);
+        }
         let EventPieces { pieces, known, last } = self.shape.stream_pieces(ev.event.as_deref(), &json);
         if !known {
             self.unknown += 1;
@@ -289,6 +321,14 @@ impl StreamGuard {
         if self.done {
             return;
         }
+        // A choice withheld by this very event loses its part of it too.
+        if !self.blocked.is_empty() {
+            for &k in &self.blocked {
+                modified |= self.shape.blank_stream_choice(&mut json, k);
+            }
+            let (texts, blocked) = (&self.texts, &self.blocked);
+            held_pieces.retain(|p| texts.get(&p.slot).is_none_or(|t| !blocked.contains(&t.choice)));
+        }
         // Only what was judged, and not rewritten, may reappear in the shape's cut.
         let rewritten = held_pieces.iter().any(|p| {
             self.texts.get(&p.slot).is_some_and(|t| {
@@ -298,7 +338,7 @@ impl StreamGuard {
         if !rewritten {
             self.shape.remember(&mut self.memo, &json);
         }
-        let held = Held { raw: ev.raw, event: ev.event, json: Some(json), pieces: held_pieces };
+        let held = Held { raw: ev.raw, event: ev.event, json: Some(json), pieces: held_pieces, modified };
         if last {
             self.end(Some(held), out);
         } else {
@@ -356,7 +396,7 @@ impl StreamGuard {
                 continue;
             }
             let piece = Piece {
-                key: TextKey::new(0, ""),
+                key: TextKey::new(choice.unwrap_or(NO_CHOICE), ""),
                 pointer: pointer.clone(),
                 text: text.clone(),
                 kind: PieceKind::Whole,
@@ -376,7 +416,7 @@ impl StreamGuard {
     /// Judges a text that is not written back (an event name, object keys): a redaction there
     /// counts as a block.
     fn judge_whole(&mut self, text: &str, strict: bool) {
-        let slot = self.new_slot(None, true);
+        let slot = self.new_slot(None, true, NO_CHOICE);
         let hits = match self.texts.get_mut(&slot) {
             Some(t) => {
                 let mut h = t.judge.push(text);
@@ -420,7 +460,7 @@ impl StreamGuard {
     }
 
     /// Creates the text of a slot: a streamed key, or a new whole text.
-    fn new_slot(&mut self, key: Option<&TextKey>, fragment: bool) -> Slot {
+    fn new_slot(&mut self, key: Option<&TextKey>, fragment: bool, choice: usize) -> Slot {
         let slot = match key {
             Some(k) => Slot::Stream(k.clone()),
             None => {
@@ -439,7 +479,8 @@ impl StreamGuard {
             };
             let judge = self.set.judge_stream_part(&t, self.order.len(), fragment);
             self.order.push(slot.clone());
-            self.texts.insert(slot.clone(), Text { judge, json: None, redactions: Vec::new(), finished: false });
+            self.texts
+                .insert(slot.clone(), Text { judge, json: None, redactions: Vec::new(), finished: false, choice });
         }
         slot
     }
@@ -448,8 +489,11 @@ impl StreamGuard {
     fn push_piece(&mut self, p: Piece) -> HeldPiece {
         let whole = matches!(p.kind, PieceKind::Whole | PieceKind::WholeJson);
         let json = matches!(p.kind, PieceKind::JsonDelta | PieceKind::WholeJson);
-        let slot =
-            if whole { self.new_slot(None, p.kind == PieceKind::Whole) } else { self.new_slot(Some(&p.key), false) };
+        let slot = if whole {
+            self.new_slot(None, p.kind == PieceKind::Whole, p.key.choice)
+        } else {
+            self.new_slot(Some(&p.key), false, p.key.choice)
+        };
         let Some(t) = self.texts.get_mut(&slot) else { return HeldPiece { slot, pointer: p.pointer, range: 0..0 } };
         let (range, mut hits) = if json {
             let (dec, raw) = t.json.get_or_insert_with(|| (JsonText::new(), String::new()));
@@ -486,9 +530,16 @@ impl StreamGuard {
                 }
             }
             let block = h.applied == Action::Block;
+            let choice = self.texts.get(slot).map_or(NO_CHOICE, |t| t.choice);
+            let one_choice = block && choice != NO_CHOICE && !h.findings.is_empty();
+            let end = one_choice.then(|| self.shape.end_stream_choice(&self.memo, choice, &h)).flatten();
             self.decision.push(h);
-            if block && !self.done {
-                self.cut();
+            if !block || self.done {
+                continue;
+            }
+            match end {
+                Some(end) => self.withhold_choice(choice, end),
+                None => self.cut(),
             }
         }
     }
@@ -503,6 +554,8 @@ impl StreamGuard {
 
     /// Sends held events from the front while their text is safe (or all, at the end).
     fn release(&mut self, all: bool, out: &mut Output) {
+        // The end of a choice withheld meanwhile goes first (and so before `[DONE]`).
+        out.send.append(&mut self.pending);
         while let Some(front) = self.held.front() {
             let ready = all
                 || front.pieces.iter().all(|p| self.texts.get(&p.slot).is_none_or(|t| p.range.end <= t.safe_until()));
@@ -521,7 +574,7 @@ impl StreamGuard {
                 t.redactions.iter().any(|r| r.range.start < p.range.end && p.range.start < r.range.end)
             })
         });
-        let Some(json) = h.json.as_mut().filter(|_| touched) else { return h.raw };
+        let Some(json) = h.json.as_mut().filter(|_| touched || h.modified) else { return h.raw };
         for p in &h.pieces {
             let Some(t) = self.texts.get(&p.slot) else { continue };
             let overlapping: Vec<&RawSpan> =
@@ -550,6 +603,28 @@ impl StreamGuard {
     fn cut(&mut self) {
         self.withheld += self.held.drain(..).map(|h| h.raw.len()).sum::<usize>();
         self.done = true;
+        self.cut_all = true;
+    }
+
+    /// Withholds one choice while the others go on: its held text is blanked out of the held
+    /// events, its later events are blanked as they come, and `end` (the choice's own
+    /// `content_filter` finish) is sent. When no choice is left, the stream is cut.
+    fn withhold_choice(&mut self, choice: usize, end: Bytes) {
+        self.blocked.insert(choice);
+        if self.memo.choices.is_empty() || self.memo.choices.iter().all(|c| self.blocked.contains(c)) {
+            self.cut();
+            return;
+        }
+        let texts = &self.texts;
+        for h in self.held.iter_mut() {
+            let Some(json) = h.json.as_mut() else { continue };
+            if self.shape.blank_stream_choice(json, choice) {
+                h.modified = true;
+                self.withheld += h.raw.len();
+                h.pieces.retain(|p| texts.get(&p.slot).is_none_or(|t| t.choice != choice));
+            }
+        }
+        self.pending.push(end);
     }
 
     /// The stream ended (`[DONE]`, the shape's last event, or a clean EOF): settle every text,
@@ -577,7 +652,7 @@ impl StreamGuard {
 
     /// After a block, sends the provider's end of stream, once.
     fn send_cut(&mut self, out: &mut Output) {
-        if self.done && !self.cut_sent {
+        if self.cut_all && !self.cut_sent {
             if let Some(hit) = self.decision.blocking_hit() {
                 self.cut_sent = true;
                 out.send.extend(self.shape.cut_stream(&self.memo, hit));

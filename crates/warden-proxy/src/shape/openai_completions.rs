@@ -4,7 +4,9 @@
 //! refused) and `suffix`. Completion, per choice: `text` and the logprob `tokens` joined (their
 //! `top_logprobs` keys are swept). Streamed: the same fields of each chunk.
 
-use super::openai_chat::{cut_chunk, logprob_pieces, logprob_texts, remember_choices, withhold_choices, OpenAiChat};
+use super::openai_chat::{
+    blank_choice, cut_chunk, logprob_pieces, logprob_texts, remember_choices, withhold_choices, OpenAiChat,
+};
 use super::{
     index_of, model_and_stream, seg, CompletionText, DecodeError, DecodedRequest, ErrorShape, EventPieces, Piece,
     RouteInfo, Shape, StreamMemo, TextKey,
@@ -106,6 +108,15 @@ impl Shape for OpenAiCompletions {
 
     fn remember(&self, memo: &mut StreamMemo, data: &Value) {
         remember_choices(memo, data);
+    }
+
+    fn blank_stream_choice(&self, data: &mut Value, choice: usize) -> bool {
+        blank_choice(data, choice, true)
+    }
+
+    fn end_stream_choice(&self, memo: &StreamMemo, choice: usize, hit: &RuleHit) -> Option<Bytes> {
+        let one = StreamMemo { choices: [choice].into(), ..memo.clone() };
+        Some(encode(None, &cut_chunk(&one, true, hit).to_string()))
     }
 
     fn cut_stream(&self, memo: &StreamMemo, hit: &RuleHit) -> Vec<Bytes> {

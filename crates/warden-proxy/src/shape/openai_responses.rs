@@ -248,8 +248,11 @@ impl Shape for OpenAiResponses {
     }
 
     fn completion_texts(&self, body: &Value) -> Vec<CompletionText> {
+        // What a client reads joined (`output_text` joins every text part of every message)
+        // is judged joined: the texts, the refusals, the reasoning summaries, the logprob tokens.
         let mut out = Vec::new();
         let Some(items) = body.get("output").and_then(Value::as_array) else { return out };
+        let mut joined: [Vec<(String, String)>; 4] = Default::default();
         for (k, it) in items.iter().enumerate() {
             let ptr = format!("/output/{k}");
             if let Some(a) = it.get("arguments").and_then(Value::as_str) {
@@ -258,27 +261,27 @@ impl Shape for OpenAiResponses {
             for list in ["content", "summary"] {
                 let Some(parts) = it.get(list).and_then(Value::as_array) else { continue };
                 for (j, p) in parts.iter().enumerate() {
-                    for field in ["text", "refusal"] {
+                    for (n, field) in ["text", "refusal"].into_iter().enumerate() {
                         if let Some(t) = p.get(field).and_then(Value::as_str) {
-                            out.push(CompletionText::string(t, format!("{ptr}/{list}/{j}/{field}"), Some(0)));
+                            let slot = if list == "summary" { 2 } else { n };
+                            joined[slot].push((format!("{ptr}/{list}/{j}/{field}"), t.to_string()));
                         }
                     }
-                    if let Some(lp) = p.get("logprobs").and_then(Value::as_array) {
-                        let parts: Vec<(String, String)> = lp
-                            .iter()
-                            .enumerate()
-                            .filter_map(|(n, e)| {
-                                Some((
-                                    format!("{ptr}/{list}/{j}/logprobs/{n}/token"),
-                                    e.get("token")?.as_str()?.to_string(),
-                                ))
-                            })
-                            .collect();
-                        if !parts.is_empty() {
-                            out.push(CompletionText::joined(parts, Some(0)));
+                    for (n, e) in p.get("logprobs").and_then(Value::as_array).into_iter().flatten().enumerate() {
+                        if let Some(t) = e.get("token").and_then(Value::as_str) {
+                            joined[3].push((format!("{ptr}/{list}/{j}/logprobs/{n}/token"), t.to_string()));
                         }
                     }
                 }
+            }
+        }
+        for (i, parts) in joined.into_iter().enumerate() {
+            if i == 3 {
+                if !parts.is_empty() {
+                    out.push(CompletionText::joined(parts, Some(0)));
+                }
+            } else {
+                out.extend(CompletionText::of_parts(parts, Some(0)));
             }
         }
         out
@@ -295,21 +298,24 @@ impl Shape for OpenAiResponses {
     fn stream_pieces(&self, event: Option<&str>, data: &Value) -> EventPieces {
         let kind = data.get("type").and_then(Value::as_str).or(event).unwrap_or("");
         let oi = data.get("output_index").and_then(Value::as_u64).unwrap_or(0) as usize;
-        let ci = data.get("content_index").and_then(Value::as_u64).unwrap_or(0);
         let mut pieces = Vec::new();
         let delta = |field: String| data.get("delta").and_then(Value::as_str).map(|t| (field, t));
+        // One text per kind across items and parts: a client joins them (`output_text`).
         let text = match kind {
-            "response.output_text.delta" => delta(format!("text.{ci}")),
-            "response.refusal.delta" => delta(format!("refusal.{ci}")),
-            "response.reasoning_text.delta" => delta(format!("reasoning.{ci}")),
-            "response.reasoning_summary_text.delta" => {
-                let si = data.get("summary_index").and_then(Value::as_u64).unwrap_or(0);
-                delta(format!("summary.{si}"))
-            }
+            "response.output_text.delta" => delta("text".to_string()),
+            "response.refusal.delta" => delta("refusal".to_string()),
+            "response.reasoning_text.delta" => delta("reasoning".to_string()),
+            "response.reasoning_summary_text.delta" => delta("summary".to_string()),
             _ => None,
         };
         if let Some((field, t)) = text {
-            pieces.push(Piece::delta(TextKey::new(oi, field), "/delta".into(), t));
+            pieces.push(Piece::delta(TextKey::new(0, field), "/delta".into(), t));
+        }
+        // A part added with text already in it starts that text (the SDK's snapshot does).
+        if kind == "response.content_part.added" {
+            if let Some(t) = data.pointer("/part/text").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+                pieces.push(Piece::delta(TextKey::new(0, "text"), "/part/text".into(), t));
+            }
         }
         if kind == "response.function_call_arguments.delta" {
             if let Some(t) = data.get("delta").and_then(Value::as_str) {
@@ -321,17 +327,21 @@ impl Shape for OpenAiResponses {
                 });
             }
         }
-        if kind == "response.output_text.delta" {
-            if let Some(lp) = data.get("logprobs").and_then(Value::as_array) {
-                for (n, e) in lp.iter().enumerate() {
-                    if let Some(t) = e.get("token").and_then(Value::as_str) {
-                        pieces.push(Piece::delta(
-                            TextKey::new(oi, format!("logprobs.{ci}")),
-                            format!("/logprobs/{n}/token"),
-                            t,
-                        ));
-                    }
-                }
+        // Logprob tokens: the deltas' continue one text; every other event's lists (the `.done`
+        // copies, `response.completed`) are each judged joined, held to the end of the stream.
+        let mut lists = Vec::new();
+        logprob_lists(data, "", &mut lists);
+        for (ptr, tokens) in lists {
+            let key = if kind == "response.output_text.delta" {
+                TextKey::new(0, "logprobs")
+            } else {
+                TextKey::new(
+                    0,
+                    format!("logprobs@{}{ptr}", data.get("sequence_number").and_then(Value::as_u64).unwrap_or(0)),
+                )
+            };
+            for (n, t) in tokens {
+                pieces.push(Piece::delta(key.clone(), format!("{ptr}/{n}/token"), &t));
             }
         }
         if kind == "response.function_call_arguments.done" {
@@ -358,6 +368,12 @@ impl Shape for OpenAiResponses {
         Some(0)
     }
 
+    /// The `delta` of any `*.delta` event (known or not: `custom_tool_call_input.delta`,
+    /// `code_interpreter_call_code.delta`...) continues one text.
+    fn streams_at(&self, pointer: &str) -> bool {
+        pointer == "/delta"
+    }
+
     fn remember(&self, memo: &mut StreamMemo, data: &Value) {
         if let Some(r) = data.get("response") {
             memo.snapshot = Some(r.clone());
@@ -373,6 +389,30 @@ impl Shape for OpenAiResponses {
         withhold_response(&mut response, hit);
         let data = json!({ "type": "response.incomplete", "sequence_number": memo.sequence, "response": response });
         vec![encode(Some("response.incomplete"), &data.to_string())]
+    }
+}
+
+/// Every `logprobs` list of token entries under `v`: its pointer and (index, token) pairs.
+fn logprob_lists(v: &Value, ptr: &str, out: &mut Vec<(String, Vec<(usize, String)>)>) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o {
+                let p = format!("{ptr}/{}", super::pointer_key(k));
+                if let (true, Value::Array(entries)) = (k == "logprobs", x) {
+                    let tokens: Vec<(usize, String)> = entries
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(n, e)| Some((n, e.get("token")?.as_str()?.to_string())))
+                        .collect();
+                    if !tokens.is_empty() {
+                        out.push((p.clone(), tokens));
+                    }
+                }
+                logprob_lists(x, &p, out);
+            }
+        }
+        Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| logprob_lists(x, &format!("{ptr}/{i}"), out)),
+        _ => {}
     }
 }
 

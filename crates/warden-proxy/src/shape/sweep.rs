@@ -50,9 +50,14 @@ pub fn is_text_media(media: &str) -> bool {
     m.starts_with("text/") || m == "application/json" || m == "application/xml" || m.ends_with("+json")
 }
 
+/// Decodes base64 as leniently as the providers do (standard or URL-safe alphabet, padded or
+/// not, wrapped in lines); text that is not UTF-8 is decoded lossily, so what it says is still
+/// judged. `None` only when it is not base64 at all.
 fn decode_b64(payload: &str) -> Option<String> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(payload.trim()).ok()?;
-    String::from_utf8(bytes).ok()
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let clean: String = payload.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD].iter().find_map(|e| e.decode(&clean).ok())?;
+    Some(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
 /// How a base64 value inside an object is typed: Anthropic `{"type": "base64", "media_type",
@@ -146,11 +151,13 @@ pub fn sweep_request(
     match v {
         Value::String(s) if !s.is_empty() && !covered.contains(pointer.as_str()) && !skipped(pointer, skip) => {
             match data_url(s) {
-                Some((media, payload)) if is_text_media(media) => {
-                    if let Some(text) = decode_b64(payload) {
-                        out.push(Segment { role: Role::Tool, text, origin: format!("{BASE64_ORIGIN}{pointer}") });
+                Some((media, payload)) if is_text_media(media) => match decode_b64(payload) {
+                    Some(text) => {
+                        out.push(Segment { role: Role::Tool, text, origin: format!("{BASE64_ORIGIN}{pointer}") })
                     }
-                }
+                    // Not base64 after all: judged as it stands.
+                    None => out.push(Segment { role: Role::Tool, text: s.clone(), origin: pointer.clone() }),
+                },
                 // Media as a data URL: the shape reports it as unseen.
                 Some(_) => {}
                 None => out.push(Segment { role: Role::Tool, text: s.clone(), origin: pointer.clone() }),
@@ -175,13 +182,11 @@ pub fn sweep_request(
                 match (media, k.as_str(), x) {
                     (Some(m), "data", Value::String(s)) => {
                         if is_text_media(m) && !covered.contains(pointer.as_str()) {
-                            if let Some(text) = decode_b64(s) {
-                                out.push(Segment {
-                                    role: Role::Tool,
-                                    text,
-                                    origin: format!("{BASE64_ORIGIN}{pointer}"),
-                                });
-                            }
+                            let (text, origin) = match decode_b64(s) {
+                                Some(text) => (text, format!("{BASE64_ORIGIN}{pointer}")),
+                                None => (s.clone(), pointer.clone()),
+                            };
+                            out.push(Segment { role: Role::Tool, text, origin });
                         }
                     }
                     _ => sweep_request(x, pointer, covered, skip, keys, out),
@@ -295,11 +300,17 @@ pub fn write_completion(body: &mut Value, t: &CompletionText, spans: &[Range<usi
                     continue;
                 }
                 let text = &t.text[range.clone()];
+                if body.pointer(pointer).and_then(Value::as_str) != Some(text) {
+                    continue;
+                }
                 set_string(body, pointer, redact(text, &local));
                 super::openai_chat::fix_logprob_siblings(body, pointer);
             }
         }
         TextPlace::Json { pointer, raw, decoded } => {
+            if body.pointer(pointer).and_then(Value::as_str) != Some(raw.as_str()) {
+                return;
+            }
             let mut out = String::with_capacity(raw.len());
             let mut at = 0;
             for s in spans {
