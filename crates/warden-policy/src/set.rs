@@ -91,6 +91,11 @@ impl Matcher {
     }
 
     /// Whether the request's headers satisfy the `match.headers` globs.
+    /// Whether the policy matches on request headers.
+    pub fn has_header_matchers(&self) -> bool {
+        !self.headers.is_empty()
+    }
+
     fn headers_match(&self, t: &Target<'_>) -> bool {
         self.headers
             .iter()
@@ -200,6 +205,38 @@ pub struct PolicySet {
     policies: Vec<Policy>,
     digest: String,
     selections: SelectionCache,
+    clean: CleanCache,
+}
+
+/// Short fragments (swept fields, identifiers, object keys) that every rule judged without a
+/// finding, for one selection of rules: `chat.completion`, `assistant` or a body's keys repeat in
+/// every answer and need not be judged again. Keyed by a keyed hash (`RandomState`, so nobody
+/// can aim for a collision); bounded, and emptied when full. A set is rebuilt on reload, and
+/// its cache with it.
+#[derive(Debug, Default)]
+struct CleanCache {
+    seen: RwLock<std::collections::HashSet<u64>>,
+    hasher: std::hash::RandomState,
+}
+
+/// Fragments longer than this are not remembered as clean.
+const CLEAN_MAX_LEN: usize = 256;
+/// How many clean fragments a set remembers before it starts over.
+const CLEAN_MAX_ENTRIES: usize = 65_536;
+
+impl CleanCache {
+    fn key(&self, phase: Phase, target: &Target<'_>, role: Role, text: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one((
+            phase.as_str(),
+            target.provider.as_str(),
+            target.route,
+            target.model,
+            target.tenant,
+            role.as_str(),
+            text,
+        ))
+    }
 }
 
 impl Clone for PolicySet {
@@ -211,7 +248,7 @@ impl Clone for PolicySet {
 impl PolicySet {
     /// A set from compiled policies.
     pub fn new(policies: Vec<Policy>, digest: String) -> Self {
-        Self { policies, digest, selections: SelectionCache::default() }
+        Self { policies, digest, selections: SelectionCache::default(), clean: CleanCache::default() }
     }
 
     /// The policies, in load order.
@@ -304,6 +341,22 @@ impl PolicySet {
     ) -> Decision {
         let started = Instant::now();
         let mut decision = Decision::allow(phase, &self.digest);
+        // Fragments judged clean before under the same rules are not judged again. A policy that
+        // matches on headers makes the rules depend on more than the key says: no cache then.
+        let cacheable = !self.policies.iter().any(|p| p.matcher.has_header_matchers());
+        let keys: Vec<Option<u64>> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, &(role, t))| {
+                (cacheable && i >= fragments_from && t.len() <= CLEAN_MAX_LEN)
+                    .then(|| self.clean.key(phase, target, role, t))
+            })
+            .collect();
+        let known_clean: Vec<bool> = {
+            let seen = self.clean.seen.read().unwrap_or_else(|e| e.into_inner());
+            keys.iter().map(|k| k.is_some_and(|k| seen.contains(&k))).collect()
+        };
+        let mut complete = true;
         let scans: Vec<ScanText<'_>> = texts
             .iter()
             .map(|&(role, t)| {
@@ -312,13 +365,14 @@ impl PolicySet {
             .collect();
         for (policy, rule) in self.select(phase, target) {
             if decision.action == Action::Block && rule.detector.cost() > warden_core::Cost::Inline {
+                complete = false;
                 break;
             }
             let mut findings = Vec::new();
             let mut error = None;
             let structural = is_structural(rule);
             for (i, (role, _)) in texts.iter().enumerate() {
-                if !rule.roles.contains(role) || (structural && i >= fragments_from) {
+                if !rule.roles.contains(role) || (structural && i >= fragments_from) || known_clean[i] {
                     continue;
                 }
                 if rule.detector.cost() > warden_core::Cost::Inline && deadline.is_some_and(|d| Instant::now() >= d) {
@@ -337,6 +391,23 @@ impl PolicySet {
             }
             if error.is_some() || !findings.is_empty() {
                 decision.push(rule.hit(&policy.name, findings, error));
+            }
+        }
+        if complete && decision.hits.iter().all(|h| h.error.is_none()) {
+            let found: std::collections::HashSet<usize> =
+                decision.hits.iter().flat_map(|h| h.findings.iter().map(|f| f.segment)).collect();
+            let fresh: Vec<u64> = keys
+                .iter()
+                .enumerate()
+                .filter(|(i, k)| k.is_some() && !known_clean[*i] && !found.contains(i))
+                .filter_map(|(_, k)| *k)
+                .collect();
+            if !fresh.is_empty() {
+                let mut seen = self.clean.seen.write().unwrap_or_else(|e| e.into_inner());
+                if seen.len() + fresh.len() > CLEAN_MAX_ENTRIES {
+                    seen.clear();
+                }
+                seen.extend(fresh);
             }
         }
         decision.elapsed_us = started.elapsed().as_micros() as u64;

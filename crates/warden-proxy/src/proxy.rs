@@ -158,7 +158,7 @@ fn parse_json(raw: &[u8]) -> Result<Value, ProxyError> {
             e.valid_up_to()
         )));
     }
-    serde_json::from_slice(raw).map_err(|e| ProxyError::BadRequest(format!("the request body is not valid JSON: {e}")))
+    crate::json::parse(raw).map_err(|e| ProxyError::BadRequest(format!("the request body is not valid JSON: {e}")))
 }
 
 /// The stages of one guarded request: route, decode, guard(prompt), forward, guard(completion),
@@ -472,7 +472,7 @@ async fn guard_completion(
     if !shape.judges_completion() {
         return Ok((body, Decision::allow(Phase::Completion, policies.digest())));
     }
-    let mut json: Value = serde_json::from_slice(&body)
+    let mut json: Value = crate::json::parse(&body)
         .map_err(|_| ProxyError::BadGateway("the upstream's answer is not JSON, so it cannot be inspected".into()))?;
     let texts = completion::texts(shape, &json);
     let d = shared.evaluate(policies, Phase::Completion, target, &texts.pairs(), texts.known).await;
@@ -500,7 +500,7 @@ async fn guard_error_body(
         );
         Bytes::from(errors.error_body(status, "upstream_error_withheld", &message).to_string())
     };
-    match serde_json::from_slice::<Value>(&body) {
+    match crate::json::parse(&body) {
         Ok(mut json) => {
             let (texts, keys) = sweep::sweep_completion(&json, &HashSet::new(), &|_| None);
             let pairs: Vec<(Role, &str)> = texts.iter().map(|t| (Role::Assistant, t.text.as_str())).collect();

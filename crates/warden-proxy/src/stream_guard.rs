@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use warden_core::decision::REDACTED;
 use warden_core::jsontext::{JsonText, RawSpan};
-use warden_core::{Action, Decision, Phase, Provider, RuleHit};
+use warden_core::{Action, Decision, Phase, Provider, Role, RuleHit};
 use warden_policy::{PolicySet, Target, TextJudge};
 
 /// The target of a stream, owned (the guard outlives the request's borrowed parts).
@@ -57,7 +57,9 @@ enum Slot {
 }
 
 struct Text {
-    judge: TextJudge,
+    /// The streaming judge; `None` for a whole text, judged at once (its raw text is `plain`).
+    judge: Option<TextJudge>,
+    plain: String,
     /// JSON text: the decoder, and the raw text (the judge holds the decoded text).
     json: Option<(JsonText, String)>,
     /// What to rewrite, in raw bytes of the text.
@@ -73,9 +75,10 @@ const NO_CHOICE: usize = usize::MAX;
 
 impl Text {
     fn raw(&self) -> &str {
-        match &self.json {
-            Some((_, raw)) => raw,
-            None => self.judge.text(),
+        match (&self.json, &self.judge) {
+            (Some((_, raw)), _) => raw,
+            (None, Some(j)) => j.text(),
+            (None, None) => &self.plain,
         }
     }
 
@@ -84,7 +87,8 @@ impl Text {
         if self.finished {
             return usize::MAX;
         }
-        let safe = self.judge.safe_until();
+        let Some(judge) = &self.judge else { return usize::MAX };
+        let safe = judge.safe_until();
         match &self.json {
             Some((j, _)) => j.raw_until(safe),
             None => safe,
@@ -279,7 +283,8 @@ impl StreamGuard {
             self.hold(Held { raw: ev.raw, event: ev.event, json: None, pieces: Vec::new(), modified: false }, out);
             return;
         }
-        let json: Value = match serde_json::from_str(&ev.data) {
+        // Duplicate keys count as not JSON: which value a client keeps is anyone's guess.
+        let json: Value = match crate::json::parse_str(&ev.data) {
             Ok(v) => v,
             Err(_) => {
                 // Data that cannot be parsed cannot be inspected: it is not forwarded.
@@ -310,7 +315,7 @@ impl StreamGuard {
             }
         }
         let mut held_pieces = Vec::with_capacity(pieces.len() + 2);
-        let covered: HashSet<String> = pieces.iter().map(|p| p.pointer.clone()).collect();
+        let covered: Vec<String> = pieces.iter().map(|p| p.pointer.clone()).collect();
         for piece in pieces {
             held_pieces.push(self.push_piece(piece));
             if self.done {
@@ -329,13 +334,12 @@ impl StreamGuard {
             let (texts, blocked) = (&self.texts, &self.blocked);
             held_pieces.retain(|p| texts.get(&p.slot).is_none_or(|t| !blocked.contains(&t.choice)));
         }
-        // Only what was judged, and not rewritten, may reappear in the shape's cut.
-        let rewritten = held_pieces.iter().any(|p| {
-            self.texts.get(&p.slot).is_some_and(|t| {
-                t.redactions.iter().any(|r| r.range.start < p.range.end && p.range.start < r.range.end)
-            })
-        });
-        if !rewritten {
+        // Only what was judged, as it is rewritten, may reappear in the shape's cut.
+        if self.touched(&held_pieces) {
+            let mut rewritten = json.clone();
+            self.rewrite(&mut rewritten, &held_pieces);
+            self.shape.remember(&mut self.memo, &rewritten);
+        } else {
             self.shape.remember(&mut self.memo, &json);
         }
         let held = Held { raw: ev.raw, event: ev.event, json: Some(json), pieces: held_pieces, modified };
@@ -348,29 +352,37 @@ impl StreamGuard {
 
     /// Judges every string of the event that no known piece covered, as a whole text, and the
     /// event's name and object keys not seen before.
-    fn sweep(&mut self, ev: &SseEvent, json: &Value, covered: &HashSet<String>, held: &mut Vec<HeldPiece>) {
+    fn sweep(&mut self, ev: &SseEvent, json: &Value, covered: &[String], held: &mut Vec<HeldPiece>) {
         if let Some(name) = ev.event.as_deref() {
-            if self.keys_seen.insert(format!("event:{name}")) {
+            if !self.keys_seen.contains(name) {
+                self.keys_seen.insert(name.to_string());
                 self.judge_whole(name, false);
             }
         }
-        let mut strings = Vec::new();
-        let keys = {
-            let mut keys = sweep::KeyText::default();
-            sweep::walk(json, &mut String::new(), &mut keys, &mut |p, s| {
-                if !covered.contains(p) {
-                    strings.push((p.to_string(), s.to_string()));
-                }
-            });
-            keys
-        };
-        let new_keys: Vec<&str> =
-            keys.entries.iter().map(|(r, _)| &keys.text[r.clone()]).filter(|k| !self.keys_seen.contains(*k)).collect();
+        // One walk: the keys not seen before, and the strings not covered and not already
+        // judged clean at the same place (an id repeated in every chunk is judged once).
+        let mut strings: Vec<(String, String)> = Vec::new();
+        let mut new_keys: Vec<String> = Vec::new();
+        {
+            let (keys_seen, clean) = (&self.keys_seen, &self.clean);
+            sweep::walk_new(
+                json,
+                &mut String::new(),
+                &mut |k| {
+                    if !keys_seen.contains(k) && !new_keys.iter().any(|n| n == k) {
+                        new_keys.push(k.to_string());
+                    }
+                },
+                &mut |p, s| {
+                    if !covered.iter().any(|c| c == p) && clean.get(p).is_none_or(|v| v != s) {
+                        strings.push((p.to_string(), s.to_string()));
+                    }
+                },
+            );
+        }
         if !new_keys.is_empty() {
             let joined = new_keys.join("\n");
-            for k in new_keys {
-                self.keys_seen.insert(k.to_string());
-            }
+            self.keys_seen.extend(new_keys);
             // A key cannot be rewritten in place: anything a rule would redact in one cuts.
             self.judge_whole(&joined, true);
             if self.done {
@@ -390,11 +402,6 @@ impl StreamGuard {
                 }
                 continue;
             }
-            let pattern = choice.map_or_else(String::new, |c| c.to_string());
-            let cache_key = format!("{pattern}{pointer}");
-            if self.clean.get(&cache_key).is_some_and(|v| *v == text) {
-                continue;
-            }
             let piece = Piece {
                 key: TextKey::new(choice.unwrap_or(NO_CHOICE), ""),
                 pointer: pointer.clone(),
@@ -406,8 +413,8 @@ impl StreamGuard {
                 return;
             }
             let clean = self.texts.get(&hp.slot).is_some_and(|t| t.redactions.is_empty());
-            if clean && text.len() <= 256 {
-                self.clean.insert(cache_key, text);
+            if clean && text.len() <= 256 && self.clean.len() < 4096 {
+                self.clean.insert(pointer, text);
             }
             held.push(hp);
         }
@@ -416,18 +423,10 @@ impl StreamGuard {
     /// Judges a text that is not written back (an event name, object keys): a redaction there
     /// counts as a block.
     fn judge_whole(&mut self, text: &str, strict: bool) {
-        let slot = self.new_slot(None, true, NO_CHOICE);
-        let hits = match self.texts.get_mut(&slot) {
-            Some(t) => {
-                let mut h = t.judge.push(text);
-                h.extend(t.judge.finish());
-                t.finished = true;
-                h
-            }
-            None => return,
-        };
+        let (slot, hits) = self.whole_text(text.to_string(), None, true, NO_CHOICE);
         let redacts = hits.iter().any(|h| h.applied == Action::Redact);
         self.apply(&slot, hits);
+        self.texts.remove(&slot);
         if strict && redacts && !self.done {
             if let Some(h) = self.decision.hits.iter().find(|h| h.applied == Action::Redact).cloned() {
                 let mut h = h;
@@ -477,41 +476,90 @@ impl StreamGuard {
                 tenant: &st.tenant,
                 headers: &headers,
             };
-            let judge = self.set.judge_stream_part(&t, self.order.len(), fragment);
-            self.order.push(slot.clone());
-            self.texts
-                .insert(slot.clone(), Text { judge, json: None, redactions: Vec::new(), finished: false, choice });
+            let judge = self.set.judge_stream_part(&t, self.order.len() + self.wholes, fragment);
+            if let Slot::Stream(_) = slot {
+                self.order.push(slot.clone());
+            }
+            self.texts.insert(
+                slot.clone(),
+                Text {
+                    judge: Some(judge),
+                    plain: String::new(),
+                    json: None,
+                    redactions: Vec::new(),
+                    finished: false,
+                    choice,
+                },
+            );
         }
         slot
     }
 
     /// Appends a piece to its text and applies what fires. Returns where the piece is held.
     fn push_piece(&mut self, p: Piece) -> HeldPiece {
-        let whole = matches!(p.kind, PieceKind::Whole | PieceKind::WholeJson);
         let json = matches!(p.kind, PieceKind::JsonDelta | PieceKind::WholeJson);
-        let slot = if whole {
-            self.new_slot(None, p.kind == PieceKind::Whole, p.key.choice)
-        } else {
-            self.new_slot(Some(&p.key), false, p.key.choice)
-        };
+        if matches!(p.kind, PieceKind::Whole | PieceKind::WholeJson) {
+            let range = 0..p.text.len();
+            let decoded = json.then(|| JsonText::decode(&p.text));
+            let (slot, hits) = self.whole_text(p.text, decoded, p.kind == PieceKind::Whole, p.key.choice);
+            self.apply(&slot, hits);
+            return HeldPiece { slot, pointer: p.pointer, range };
+        }
+        let slot = self.new_slot(Some(&p.key), false, p.key.choice);
         let Some(t) = self.texts.get_mut(&slot) else { return HeldPiece { slot, pointer: p.pointer, range: 0..0 } };
-        let (range, mut hits) = if json {
+        let Some(judge) = t.judge.as_mut() else { return HeldPiece { slot, pointer: p.pointer, range: 0..0 } };
+        let (range, hits) = if json {
             let (dec, raw) = t.json.get_or_insert_with(|| (JsonText::new(), String::new()));
             let start = raw.len();
             raw.push_str(&p.text);
             let added = dec.push(&p.text);
             let decoded = dec.text()[added].to_string();
-            (start..start + p.text.len(), t.judge.push(&decoded))
+            (start..start + p.text.len(), judge.push(&decoded))
         } else {
-            let start = t.judge.text().len();
-            (start..start + p.text.len(), t.judge.push(&p.text))
+            let start = judge.text().len();
+            (start..start + p.text.len(), judge.push(&p.text))
         };
-        if whole {
-            hits.extend(t.judge.finish());
-            t.finished = true;
-        }
         self.apply(&slot, hits);
         HeldPiece { slot, pointer: p.pointer, range }
+    }
+
+    /// Judges a whole text at once (no streaming state: the policy set's whole-text path), as a
+    /// new slot that is finished from the start. `decoded` is given for JSON text. A `fragment`
+    /// (a swept field) is not judged by structural rules. Returns the slot and what fired; the
+    /// caller applies it.
+    fn whole_text(
+        &mut self,
+        raw: String,
+        decoded: Option<JsonText>,
+        fragment: bool,
+        choice: usize,
+    ) -> (Slot, Vec<RuleHit>) {
+        self.wholes += 1;
+        let slot = Slot::Whole(self.wholes);
+        let hits = {
+            let (headers, st) = self.target();
+            let t = Target {
+                provider: st.provider,
+                route: &st.route,
+                model: &st.model,
+                tenant: &st.tenant,
+                headers: &headers,
+            };
+            let text = decoded.as_ref().map_or(raw.as_str(), |d| d.text());
+            let d = self.set.evaluate_parts(
+                Phase::Completion,
+                &t,
+                &[(Role::Assistant, text)],
+                usize::from(!fragment),
+                None,
+            );
+            d.hits
+        };
+        let json = decoded.map(|d| (d, raw.clone()));
+        let plain = if json.is_some() { String::new() } else { raw };
+        self.texts
+            .insert(slot.clone(), Text { judge: None, plain, json, redactions: Vec::new(), finished: true, choice });
+        (slot, hits)
     }
 
     fn apply(&mut self, slot: &Slot, hits: Vec<RuleHit>) {
@@ -568,14 +616,36 @@ impl StreamGuard {
     }
 
     /// The event's bytes: as received, or rewritten where a redaction touches its text.
-    fn render(&self, mut h: Held) -> Bytes {
-        let touched = h.pieces.iter().any(|p| {
+    fn render(&mut self, mut h: Held) -> Bytes {
+        let touched = self.touched(&h.pieces);
+        let bytes = match h.json.as_mut().filter(|_| touched || h.modified) {
+            Some(json) => {
+                self.rewrite(json, &h.pieces);
+                encode(h.event.as_deref(), &json.to_string())
+            }
+            None => h.raw,
+        };
+        // A whole text is done with once its event is out.
+        for p in &h.pieces {
+            if let Slot::Whole(_) = p.slot {
+                self.texts.remove(&p.slot);
+            }
+        }
+        bytes
+    }
+
+    /// Whether a redaction touches one of `pieces`.
+    fn touched(&self, pieces: &[HeldPiece]) -> bool {
+        pieces.iter().any(|p| {
             self.texts.get(&p.slot).is_some_and(|t| {
                 t.redactions.iter().any(|r| r.range.start < p.range.end && p.range.start < r.range.end)
             })
-        });
-        let Some(json) = h.json.as_mut().filter(|_| touched || h.modified) else { return h.raw };
-        for p in &h.pieces {
+        })
+    }
+
+    /// Writes the redactions that touch `pieces` into the event's JSON.
+    fn rewrite(&self, json: &mut Value, pieces: &[HeldPiece]) {
+        for p in pieces {
             let Some(t) = self.texts.get(&p.slot) else { continue };
             let overlapping: Vec<&RawSpan> =
                 t.redactions.iter().filter(|r| r.range.start < p.range.end && p.range.start < r.range.end).collect();
@@ -596,7 +666,6 @@ impl StreamGuard {
             sweep::set_string(json, &p.pointer, s);
             shape::openai_chat::fix_logprob_siblings(json, &p.pointer);
         }
-        encode(h.event.as_deref(), &json.to_string())
     }
 
     /// Cuts the stream: held events are dropped, the provider's end-of-stream is sent.
@@ -630,12 +699,12 @@ impl StreamGuard {
     /// The stream ended (`[DONE]`, the shape's last event, or a clean EOF): settle every text,
     /// then release everything or cut.
     fn end(&mut self, last: Option<Held>, out: &mut Output) {
-        let slots: Vec<Slot> = self.order.iter().filter(|s| matches!(s, Slot::Stream(_))).cloned().collect();
+        let slots: Vec<Slot> = self.order.clone();
         for slot in slots {
             let hits = match self.texts.get_mut(&slot) {
                 Some(t) if !t.finished => {
                     t.finished = true;
-                    t.judge.finish()
+                    t.judge.as_mut().map(TextJudge::finish).unwrap_or_default()
                 }
                 _ => continue,
             };

@@ -247,25 +247,25 @@ impl Shape for AnthropicMessages {
                 }
             }
             Some("content_block_start") => {
-                let block_type = data.pointer("/content_block/type").and_then(Value::as_str);
+                let block = data.get("content_block");
+                let block_type = block.and_then(|b| b.get("type")?.as_str());
                 for field in ["text", "thinking"] {
                     if block_type == Some(field) {
-                        if let Some(t) = data.pointer(&format!("/content_block/{field}")).and_then(Value::as_str) {
+                        if let Some(t) = block.and_then(|b| b.get(field)?.as_str()) {
                             pieces.push(Piece::delta(TextKey::new(0, field), format!("/content_block/{field}"), t));
                         }
                     }
                 }
             }
             Some("content_block_delta") => {
-                let (field, kind) = match data.pointer("/delta/type").and_then(Value::as_str) {
+                let delta = data.get("delta");
+                let (field, kind) = match delta.and_then(|d| d.get("type")?.as_str()) {
                     Some("text_delta") => ("text", PieceKind::Delta),
                     Some("thinking_delta") => ("thinking", PieceKind::Delta),
                     Some("input_json_delta") => ("partial_json", PieceKind::JsonDelta),
                     _ => ("", PieceKind::Delta),
                 };
-                if let Some(t) =
-                    data.pointer(&format!("/delta/{field}")).and_then(Value::as_str).filter(|_| !field.is_empty())
-                {
+                if let Some(t) = delta.and_then(|d| d.get(field)?.as_str()).filter(|_| !field.is_empty()) {
                     let key = match kind {
                         PieceKind::JsonDelta => TextKey::new(idx, "input"),
                         _ => TextKey::new(0, field),

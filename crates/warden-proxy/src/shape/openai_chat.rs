@@ -11,7 +11,6 @@
 //! split over tokens is found, and rewritten in them). Streamed, the same fields of each delta.
 
 use super::errors::filter_detail;
-use super::sweep;
 use super::{
     index_after, index_of, model_and_stream, seg, CompletionText, DecodeError, DecodedRequest, ErrorShape, EventPieces,
     Piece, PieceKind, RouteInfo, Shape, StreamMemo, TextKey, Unseen, UnseenKind,
@@ -221,8 +220,10 @@ impl Shape for OpenAiChat {
             for (k, c) in choices.iter().enumerate() {
                 let choice = index_of(c, k);
                 let base = format!("/choices/{k}/delta");
+                // `get` chains, not `pointer`: this runs for every chunk.
+                let delta = c.get("delta");
                 for field in ["content", "refusal", "reasoning_content", "reasoning"] {
-                    match c.pointer(&format!("/delta/{field}")) {
+                    match delta.and_then(|d| d.get(field)) {
                         Some(Value::String(t)) => {
                             pieces.push(Piece::delta(TextKey::new(choice, field), format!("{base}/{field}"), t))
                         }
@@ -238,13 +239,13 @@ impl Shape for OpenAiChat {
                         _ => {}
                     }
                 }
-                if let Some(t) = c.pointer("/delta/audio/transcript").and_then(Value::as_str) {
+                if let Some(t) = delta.and_then(|d| d.get("audio")?.get("transcript")?.as_str()) {
                     pieces.push(Piece::delta(TextKey::new(choice, "audio"), format!("{base}/audio/transcript"), t));
                 }
-                if let Some(calls) = c.pointer("/delta/tool_calls").and_then(Value::as_array) {
+                if let Some(calls) = delta.and_then(|d| d.get("tool_calls")?.as_array()) {
                     for (j, call) in calls.iter().enumerate() {
                         let idx = index_of(call, j);
-                        if let Some(a) = call.pointer("/function/arguments").and_then(Value::as_str) {
+                        if let Some(a) = call.get("function").and_then(|f| f.get("arguments")?.as_str()) {
                             pieces.push(Piece {
                                 key: TextKey::new(choice, format!("tool.{idx}")),
                                 pointer: format!("{base}/tool_calls/{j}/function/arguments"),
@@ -254,7 +255,7 @@ impl Shape for OpenAiChat {
                         }
                     }
                 }
-                if let Some(a) = c.pointer("/delta/function_call/arguments").and_then(Value::as_str) {
+                if let Some(a) = delta.and_then(|d| d.get("function_call")?.get("arguments")?.as_str()) {
                     pieces.push(Piece {
                         key: TextKey::new(choice, "function_call"),
                         pointer: format!("{base}/function_call/arguments"),
@@ -276,11 +277,12 @@ impl Shape for OpenAiChat {
         let Some(rest) = pointer.strip_prefix("/choices/").and_then(|r| r.split_once("/delta/")).map(|(_, r)| r) else {
             return false;
         };
-        let fixed = ["role", "tool_calls/*/id", "tool_calls/*/type", "tool_calls/*/function/name"];
-        !sweep::skipped(
-            &format!("/{rest}"),
-            &fixed.map(|f| ["/", f].concat()).iter().map(String::as_str).collect::<Vec<_>>(),
-        )
+        // Identifiers given once are judged whole.
+        let fixed = match rest.strip_prefix("tool_calls/") {
+            Some(call) => call.split_once('/').is_some_and(|(_, f)| matches!(f, "id" | "type" | "function/name")),
+            None => rest == "role",
+        };
+        !fixed
     }
 
     fn remember(&self, memo: &mut StreamMemo, data: &Value) {
@@ -377,7 +379,7 @@ pub fn logprob_texts(c: &Value, base: &str, choice: Option<usize>, out: &mut Vec
 /// The logprob tokens of a streamed choice, as deltas of one text per list.
 pub fn logprob_pieces(c: &Value, base: &str, choice: usize, out: &mut Vec<Piece>) {
     for (list, field) in [("content", Some("token")), ("refusal", Some("token")), ("tokens", None)] {
-        let Some(entries) = c.pointer(&format!("/logprobs/{list}")).and_then(Value::as_array) else { continue };
+        let Some(entries) = c.get("logprobs").and_then(|l| l.get(list)?.as_array()) else { continue };
         for (j, e) in entries.iter().enumerate() {
             let (v, p) = match field {
                 Some(f) => (e.get(f), format!("{base}/logprobs/{list}/{j}/{f}")),

@@ -279,6 +279,56 @@ pub fn walk(v: &Value, pointer: &mut String, keys: &mut KeyText, f: &mut dyn FnM
     }
 }
 
+/// Calls `on_key` with every object key of `v` and `on_str` with every non-empty string and its
+/// pointer (built in `pointer`, which is left as it was): the stream guard's walk, which
+/// allocates nothing itself.
+pub fn walk_new(v: &Value, pointer: &mut String, on_key: &mut dyn FnMut(&str), on_str: &mut dyn FnMut(&str, &str)) {
+    match v {
+        Value::String(s) if !s.is_empty() => on_str(pointer, s),
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                let len = pointer.len();
+                pointer.push('/');
+                pointer.push_str(itoa(i, &mut [0u8; 20]));
+                walk_new(x, pointer, on_key, on_str);
+                pointer.truncate(len);
+            }
+        }
+        Value::Object(o) => {
+            for (k, x) in o {
+                on_key(k);
+                if !matches!(x, Value::String(_) | Value::Array(_) | Value::Object(_)) {
+                    continue;
+                }
+                let len = pointer.len();
+                pointer.push('/');
+                if k.contains(['~', '/']) {
+                    pointer.push_str(&pointer_key(k));
+                } else {
+                    pointer.push_str(k);
+                }
+                walk_new(x, pointer, on_key, on_str);
+                pointer.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `n` in decimal, written into `buf`.
+fn itoa(mut n: usize, buf: &mut [u8; 20]) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).unwrap_or("0")
+}
+
 /// The keys of `v`, joined (for streams: the guard judges keys it has not seen before).
 pub fn keys_of(v: &Value) -> KeyText {
     let mut keys = KeyText::default();
