@@ -454,32 +454,20 @@ impl StreamGuard {
         self.cut();
     }
 
-    fn target(&self) -> (Vec<(&str, &str)>, &StreamTarget) {
-        (self.target.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(), &self.target)
+    /// Calls `f` with the stream's target, borrowed.
+    fn with_target<R>(&self, f: impl FnOnce(&Target<'_>) -> R) -> R {
+        let st = &self.target;
+        let headers: Vec<(&str, &str)> = st.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        f(&Target { provider: st.provider, route: &st.route, model: &st.model, tenant: &st.tenant, headers: &headers })
     }
 
-    /// Creates the text of a slot: a streamed key, or a new whole text.
-    fn new_slot(&mut self, key: Option<&TextKey>, fragment: bool, choice: usize) -> Slot {
-        let slot = match key {
-            Some(k) => Slot::Stream(k.clone()),
-            None => {
-                self.wholes += 1;
-                Slot::Whole(self.wholes)
-            }
-        };
+    /// The slot of a streamed text, created with its judge on first use.
+    fn new_slot(&mut self, key: &TextKey, choice: usize) -> Slot {
+        let slot = Slot::Stream(key.clone());
         if !self.texts.contains_key(&slot) {
-            let (headers, st) = self.target();
-            let t = Target {
-                provider: st.provider,
-                route: &st.route,
-                model: &st.model,
-                tenant: &st.tenant,
-                headers: &headers,
-            };
-            let judge = self.set.judge_stream_part(&t, self.order.len() + self.wholes, fragment);
-            if let Slot::Stream(_) = slot {
-                self.order.push(slot.clone());
-            }
+            let index = self.order.len() + self.wholes;
+            let judge = self.with_target(|t| self.set.judge_stream_part(t, index, false));
+            self.order.push(slot.clone());
             self.texts.insert(
                 slot.clone(),
                 Text {
@@ -505,7 +493,7 @@ impl StreamGuard {
             self.apply(&slot, hits);
             return HeldPiece { slot, pointer: p.pointer, range };
         }
-        let slot = self.new_slot(Some(&p.key), false, p.key.choice);
+        let slot = self.new_slot(&p.key, p.key.choice);
         let Some(t) = self.texts.get_mut(&slot) else { return HeldPiece { slot, pointer: p.pointer, range: 0..0 } };
         let Some(judge) = t.judge.as_mut() else { return HeldPiece { slot, pointer: p.pointer, range: 0..0 } };
         let (range, hits) = if json {
@@ -536,25 +524,11 @@ impl StreamGuard {
     ) -> (Slot, Vec<RuleHit>) {
         self.wholes += 1;
         let slot = Slot::Whole(self.wholes);
-        let hits = {
-            let (headers, st) = self.target();
-            let t = Target {
-                provider: st.provider,
-                route: &st.route,
-                model: &st.model,
-                tenant: &st.tenant,
-                headers: &headers,
-            };
-            let text = decoded.as_ref().map_or(raw.as_str(), |d| d.text());
-            let d = self.set.evaluate_parts(
-                Phase::Completion,
-                &t,
-                &[(Role::Assistant, text)],
-                usize::from(!fragment),
-                None,
-            );
-            d.hits
-        };
+        let text = decoded.as_ref().map_or(raw.as_str(), |d| d.text());
+        let fragments_from = usize::from(!fragment);
+        let hits = self.with_target(|t| {
+            self.set.evaluate_parts(Phase::Completion, t, &[(Role::Assistant, text)], fragments_from, None).hits
+        });
         let json = decoded.map(|d| (d, raw.clone()));
         let plain = if json.is_some() { String::new() } else { raw };
         self.texts
