@@ -33,16 +33,10 @@ pub struct TextJudge {
 impl PolicySet {
     /// A judge for one streamed completion text; `index` is recorded as the findings' segment.
     pub fn judge_stream(&self, target: &Target<'_>, index: usize) -> TextJudge {
-        self.judge_stream_part(target, index, false)
-    }
-
-    /// A judge for one streamed text; a `fragment` (a swept field, an identifier) is not judged
-    /// by structural rules ([`crate::set::is_structural`]).
-    pub fn judge_stream_part(&self, target: &Target<'_>, index: usize, fragment: bool) -> TextJudge {
         let rules = self
             .select(Phase::Completion, target)
             .into_iter()
-            .filter(|(_, r)| r.roles.contains(&Role::Assistant) && !(fragment && crate::set::is_structural(r)))
+            .filter(|(_, r)| r.roles.contains(&Role::Assistant))
             .map(|(p, r)| Judged { policy: p.name.clone(), rule: r.clone(), scanner: r.detector.streaming() })
             .collect();
         TextJudge {

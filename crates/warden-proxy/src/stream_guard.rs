@@ -365,10 +365,10 @@ impl StreamGuard {
         let mut new_keys: Vec<String> = Vec::new();
         {
             let (keys_seen, clean) = (&self.keys_seen, &self.clean);
-            sweep::walk_new(
+            sweep::walk_each(
                 json,
                 &mut String::new(),
-                &mut |k| {
+                &mut |_, k| {
                     if !keys_seen.contains(k) && !new_keys.iter().any(|n| n == k) {
                         new_keys.push(k.to_string());
                     }
@@ -390,7 +390,7 @@ impl StreamGuard {
             }
         }
         for (pointer, text) in strings {
-            let choice = self.shape.stream_choice_of(json, &pointer);
+            let choice = self.shape.choice_of(json, &pointer);
             if self.shape.streams_at(&pointer) {
                 // An unknown field inside a delta: the same field of later events continues it.
                 let field: Vec<&str> =
@@ -466,7 +466,7 @@ impl StreamGuard {
         let slot = Slot::Stream(key.clone());
         if !self.texts.contains_key(&slot) {
             let index = self.order.len() + self.wholes;
-            let judge = self.with_target(|t| self.set.judge_stream_part(t, index, false));
+            let judge = self.with_target(|t| self.set.judge_stream(t, index));
             self.order.push(slot.clone());
             self.texts.insert(
                 slot.clone(),

@@ -278,10 +278,6 @@ impl Shape for AnthropicMessages {
         EventPieces { pieces, known, last: kind == Some("message_stop") }
     }
 
-    fn stream_choice_of(&self, _data: &Value, _pointer: &str) -> Option<usize> {
-        Some(0)
-    }
-
     fn streams_at(&self, pointer: &str) -> bool {
         pointer.starts_with("/delta/")
             && !matches!(pointer, "/delta/type" | "/delta/signature" | "/delta/stop_reason" | "/delta/stop_sequence")

@@ -13,7 +13,7 @@
 
 use super::errors::filter_detail;
 use super::{
-    index_after, index_of, seg, CompletionText, DecodeError, DecodedRequest, ErrorShape, EventPieces, Piece, RouteInfo,
+    choice_in, index_of, seg, CompletionText, DecodeError, DecodedRequest, ErrorShape, EventPieces, Piece, RouteInfo,
     Shape, StreamMemo, TextKey, Unseen, UnseenKind,
 };
 use crate::sse::encode;
@@ -159,8 +159,7 @@ impl Shape for Gemini {
     }
 
     fn choice_of(&self, body: &Value, pointer: &str) -> Option<usize> {
-        let k = index_after(pointer, "/candidates/")?;
-        Some(body.pointer(&format!("/candidates/{k}")).map_or(k, |c| index_of(c, k)))
+        choice_in(body, "candidates", pointer)
     }
 
     fn withhold(&self, body: &mut Value, choices: &BTreeSet<Option<usize>>, hit: &RuleHit) {
@@ -196,10 +195,6 @@ impl Shape for Gemini {
             .iter()
             .any(|k| data.get(*k).is_some());
         EventPieces { pieces, known, last: false }
-    }
-
-    fn stream_choice_of(&self, data: &Value, pointer: &str) -> Option<usize> {
-        self.choice_of(data, pointer)
     }
 
     fn remember(&self, memo: &mut StreamMemo, data: &Value) {

@@ -270,8 +270,8 @@ pub trait Shape: Send + Sync + 'static {
     /// other string and key, with [`Shape::choice_of`] telling their choice.
     fn completion_texts(&self, body: &Value) -> Vec<CompletionText>;
 
-    /// The choice a swept string at `pointer` of a whole completion belongs to. Default: none
-    /// (a block there withholds every choice).
+    /// The choice a swept string at `pointer` of a whole completion, or of one stream event,
+    /// belongs to. Default: none (a block there withholds every choice, or cuts the stream).
     fn choice_of(&self, _body: &Value, _pointer: &str) -> Option<usize> {
         None
     }
@@ -283,11 +283,6 @@ pub trait Shape: Send + Sync + 'static {
     /// stream guard: the known text pieces of one event (`event` is its `event:` field). Called
     /// for every event whose data is JSON; the guard sweeps every other string as a whole text.
     fn stream_pieces(&self, event: Option<&str>, data: &Value) -> EventPieces;
-
-    /// stream guard: the choice a swept string of a stream event belongs to. Default: none.
-    fn stream_choice_of(&self, _data: &Value, _pointer: &str) -> Option<usize> {
-        None
-    }
 
     /// stream guard: whether a swept string at `pointer` of a stream event sits where text
     /// streams (inside a delta), so that it continues the same field of earlier events: it is
@@ -387,4 +382,11 @@ pub fn index_of(v: &Value, fallback: usize) -> usize {
 /// The first number after `prefix` in `pointer` (`/choices/3/...` with prefix `/choices/`: 3).
 pub fn index_after(pointer: &str, prefix: &str) -> Option<usize> {
     pointer.strip_prefix(prefix)?.split('/').next()?.parse().ok()
+}
+
+/// The choice a string at `pointer` belongs to, when choices are the entries of the array
+/// `list` (`"choices"`, `"candidates"`): the entry's `index` field, else its position.
+pub fn choice_in(body: &Value, list: &str, pointer: &str) -> Option<usize> {
+    let k = index_after(pointer, &format!("/{list}/"))?;
+    Some(body.get(list).and_then(|l| l.get(k)).map_or(k, |c| index_of(c, k)))
 }

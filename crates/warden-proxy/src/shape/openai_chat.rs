@@ -12,7 +12,7 @@
 
 use super::errors::filter_detail;
 use super::{
-    index_after, index_of, model_and_stream, seg, CompletionText, DecodeError, DecodedRequest, ErrorShape, EventPieces,
+    choice_in, index_of, model_and_stream, seg, CompletionText, DecodeError, DecodedRequest, ErrorShape, EventPieces,
     Piece, PieceKind, RouteInfo, Shape, StreamMemo, TextKey, Unseen, UnseenKind,
 };
 use crate::sse::encode;
@@ -200,8 +200,7 @@ impl Shape for OpenAiChat {
     }
 
     fn choice_of(&self, body: &Value, pointer: &str) -> Option<usize> {
-        let k = index_after(pointer, "/choices/")?;
-        Some(body.pointer(&format!("/choices/{k}")).map_or(k, |c| index_of(c, k)))
+        choice_in(body, "choices", pointer)
     }
 
     fn withhold(&self, body: &mut Value, choices: &BTreeSet<Option<usize>>, hit: &RuleHit) {
@@ -267,10 +266,6 @@ impl Shape for OpenAiChat {
             }
         }
         EventPieces { pieces, known, last: false }
-    }
-
-    fn stream_choice_of(&self, data: &Value, pointer: &str) -> Option<usize> {
-        self.choice_of(data, pointer)
     }
 
     fn streams_at(&self, pointer: &str) -> bool {

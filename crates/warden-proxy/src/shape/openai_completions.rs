@@ -102,10 +102,6 @@ impl Shape for OpenAiCompletions {
         EventPieces { pieces, known, last: false }
     }
 
-    fn stream_choice_of(&self, data: &Value, pointer: &str) -> Option<usize> {
-        OpenAiChat.choice_of(data, pointer)
-    }
-
     fn remember(&self, memo: &mut StreamMemo, data: &Value) {
         remember_choices(memo, data);
     }

@@ -364,10 +364,6 @@ impl Shape for OpenAiResponses {
         EventPieces { pieces, known: KNOWN.contains(&kind), last }
     }
 
-    fn stream_choice_of(&self, _data: &Value, _pointer: &str) -> Option<usize> {
-        Some(0)
-    }
-
     /// The `delta` of any `*.delta` event (known or not: `custom_tool_call_input.delta`,
     /// `code_interpreter_call_code.delta`...) continues one text.
     fn streams_at(&self, pointer: &str) -> bool {

@@ -60,6 +60,15 @@ fn decode_b64(payload: &str) -> Option<String> {
     Some(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
+/// The segment of a base64 text document: its decoded text, or, if `payload` is not base64
+/// after all, the string `raw` as it stands.
+fn base64_segment(raw: &str, payload: &str, pointer: &str) -> Segment {
+    match decode_b64(payload) {
+        Some(text) => Segment { role: Role::Tool, text, origin: format!("{BASE64_ORIGIN}{pointer}") },
+        None => Segment { role: Role::Tool, text: raw.to_string(), origin: pointer.to_string() },
+    }
+}
+
 /// How a base64 value inside an object is typed: Anthropic `{"type": "base64", "media_type",
 /// "data"}` and Gemini `{"mimeType", "data"}` / `{"mime_type", "data"}`.
 fn base64_media(o: &Map<String, Value>) -> Option<&str> {
@@ -151,13 +160,7 @@ pub fn sweep_request(
     match v {
         Value::String(s) if !s.is_empty() && !covered.contains(pointer.as_str()) && !skipped(pointer, skip) => {
             match data_url(s) {
-                Some((media, payload)) if is_text_media(media) => match decode_b64(payload) {
-                    Some(text) => {
-                        out.push(Segment { role: Role::Tool, text, origin: format!("{BASE64_ORIGIN}{pointer}") })
-                    }
-                    // Not base64 after all: judged as it stands.
-                    None => out.push(Segment { role: Role::Tool, text: s.clone(), origin: pointer.clone() }),
-                },
+                Some((media, payload)) if is_text_media(media) => out.push(base64_segment(s, payload, pointer)),
                 // Media as a data URL: the shape reports it as unseen.
                 Some(_) => {}
                 None => out.push(Segment { role: Role::Tool, text: s.clone(), origin: pointer.clone() }),
@@ -182,11 +185,7 @@ pub fn sweep_request(
                 match (media, k.as_str(), x) {
                     (Some(m), "data", Value::String(s)) => {
                         if is_text_media(m) && !covered.contains(pointer.as_str()) {
-                            let (text, origin) = match decode_b64(s) {
-                                Some(text) => (text, format!("{BASE64_ORIGIN}{pointer}")),
-                                None => (s.clone(), pointer.clone()),
-                            };
-                            out.push(Segment { role: Role::Tool, text, origin });
+                            out.push(base64_segment(s, s, pointer));
                         }
                     }
                     _ => sweep_request(x, pointer, covered, skip, keys, out),
@@ -254,35 +253,18 @@ pub fn sweep_completion(
 
 /// Calls `f` with every non-empty string of `v` and its pointer; collects keys in `keys`.
 pub fn walk(v: &Value, pointer: &mut String, keys: &mut KeyText, f: &mut dyn FnMut(&str, &str)) {
-    match v {
-        Value::String(s) if !s.is_empty() => f(pointer, s),
-        Value::Array(a) => {
-            for (i, x) in a.iter().enumerate() {
-                let len = pointer.len();
-                pointer.push('/');
-                pointer.push_str(&i.to_string());
-                walk(x, pointer, keys, f);
-                pointer.truncate(len);
-            }
-        }
-        Value::Object(o) => {
-            for (k, x) in o {
-                let len = pointer.len();
-                pointer.push('/');
-                pointer.push_str(&pointer_key(k));
-                keys.add(k, pointer.clone());
-                walk(x, pointer, keys, f);
-                pointer.truncate(len);
-            }
-        }
-        _ => {}
-    }
+    walk_each(v, pointer, &mut |parent, k| keys.add(k, format!("{parent}/{}", pointer_key(k))), f);
 }
 
-/// Calls `on_key` with every object key of `v` and `on_str` with every non-empty string and its
-/// pointer (built in `pointer`, which is left as it was): the stream guard's walk, which
-/// allocates nothing itself.
-pub fn walk_new(v: &Value, pointer: &mut String, on_key: &mut dyn FnMut(&str), on_str: &mut dyn FnMut(&str, &str)) {
+/// Calls `on_key` with every object key of `v` (and the pointer of the object holding it) and
+/// `on_str` with every non-empty string and its pointer (built in `pointer`, which is left as it
+/// was). It allocates nothing itself: the stream guard runs it on every event.
+pub fn walk_each(
+    v: &Value,
+    pointer: &mut String,
+    on_key: &mut dyn FnMut(&str, &str),
+    on_str: &mut dyn FnMut(&str, &str),
+) {
     match v {
         Value::String(s) if !s.is_empty() => on_str(pointer, s),
         Value::Array(a) => {
@@ -290,13 +272,13 @@ pub fn walk_new(v: &Value, pointer: &mut String, on_key: &mut dyn FnMut(&str), o
                 let len = pointer.len();
                 pointer.push('/');
                 pointer.push_str(itoa(i, &mut [0u8; 20]));
-                walk_new(x, pointer, on_key, on_str);
+                walk_each(x, pointer, on_key, on_str);
                 pointer.truncate(len);
             }
         }
         Value::Object(o) => {
             for (k, x) in o {
-                on_key(k);
+                on_key(pointer, k);
                 if !matches!(x, Value::String(_) | Value::Array(_) | Value::Object(_)) {
                     continue;
                 }
@@ -307,7 +289,7 @@ pub fn walk_new(v: &Value, pointer: &mut String, on_key: &mut dyn FnMut(&str), o
                 } else {
                     pointer.push_str(k);
                 }
-                walk_new(x, pointer, on_key, on_str);
+                walk_each(x, pointer, on_key, on_str);
                 pointer.truncate(len);
             }
         }
