@@ -5,8 +5,6 @@ use crate::proxy::Shared;
 use crate::respond::{full, json_response, ProxyBody};
 use http::{Method, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
@@ -56,7 +54,14 @@ fn metrics(shared: &Shared) -> String {
 
 async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
     Ok(match (req.method(), req.uri().path()) {
-        (&Method::GET, "/healthz") | (&Method::GET, "/readyz") => Response::new(full("ok\n")),
+        (&Method::GET, "/healthz") => Response::new(full("ok\n")),
+        // Ready unless saturated: a load balancer sends the next request elsewhere.
+        (&Method::GET, "/readyz") => match shared.saturation() {
+            None => Response::new(full("ok\n")),
+            Some(reason) => {
+                json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({ "ready": false, "reason": reason }))
+            }
+        },
         (&Method::GET, "/policies") => json_response(StatusCode::OK, &policy_view(&shared)),
         (&Method::GET, "/metrics") => {
             let mut r = Response::new(full(metrics(&shared)));
@@ -78,16 +83,14 @@ async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Result<Res
     })
 }
 
-/// Serves the admin endpoints until the task is dropped.
+/// Serves the admin endpoints until the task is dropped, with the main listener's connection
+/// bounds (head, idle and write timeouts, accept back-off) and a small connection cap of its own.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
-        let shared = Arc::clone(&shared);
-        let svc = service_fn(move |req| handle(Arc::clone(&shared), req));
-        let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-    }
+    let mut limits = shared.config.limits.clone();
+    limits.max_connections = ADMIN_CONNECTIONS;
+    let handler = move |req| handle(Arc::clone(&shared), req);
+    crate::server::serve(listener, &limits, handler, std::future::pending()).await;
 }
+
+/// Connections the admin listener holds at once.
+const ADMIN_CONNECTIONS: usize = 64;

@@ -29,7 +29,21 @@
 //!   response_timeout_ms: 120000
 //!   stream_idle_timeout_ms: 60000
 //!   total_timeout_ms: 600000
+//!   write_timeout_ms: 30000        # a client that stops reading is cut
+//!   idle_timeout_ms: 60000         # keep-alive connections with nothing in flight
+//!   max_stream_bytes: 67108864     # one stream, from the upstream
+//!   max_event_bytes: 8388608       # one SSE event
+//!   max_identifier_bytes: 256      # `model`
+//!   max_segments: 16384            # strings in one request
+//!   max_text_bytes: 33554432       # text in one request
+//!   max_connections: 4096          # client connections
+//!   max_upstream_connections: 512  # upstream requests in flight
+//!   max_in_flight: 1024            # requests in flight; past it, 503 (shed)
+//!   detector_queue: 64             # requests waiting for the detector pool; past it, 503 (shed)
 //! ```
+//!
+//! Every size, count and time has a bound: a client or an upstream that sends too much, too
+//! slowly or too fast gets a provider-shaped error, and the proxy keeps serving the others.
 
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -176,7 +190,8 @@ pub struct Limits {
     pub max_response_bytes: usize,
     /// Largest request head (HTTP/1 buffer, HTTP/2 header list).
     pub max_header_bytes: usize,
-    /// Time a client has to send its request head; also closes idle keep-alive connections.
+    /// Time a client has to send its request head, counted from accept for a connection's first
+    /// request: a silent connection is closed.
     pub header_read_timeout_ms: u64,
     /// Time a client has to send its request body (408 above).
     pub body_read_timeout_ms: u64,
@@ -191,10 +206,52 @@ pub struct Limits {
     /// How many requests may run costly detectors (classifier, plugins) at once; the rest wait
     /// their turn. 0: one per CPU core. At most 32.
     pub detector_workers: usize,
-    /// Time one phase of a request may spend in costly detectors; after it, rules not yet run
-    /// count as failed (their `on_error` decides), so a request with thousands of messages
-    /// cannot hold the detector pool.
+    /// Time one phase of a request may spend in costly detectors, counted from when it gets its
+    /// detector permit (time queued for one is not counted); after it, rules not yet run count
+    /// as failed (their `on_error` decides), so a request with thousands of messages cannot hold
+    /// the detector pool.
     pub detector_budget_ms: u64,
+    /// Requests that may wait for a detector permit at once; a request past it is shed (503).
+    pub detector_queue: usize,
+    /// Longest a request waits for a detector permit before it is shed (503): under load a
+    /// request is told to come back, never refused as if its text were bad.
+    pub detector_queue_timeout_ms: u64,
+    /// Detector time one stream may use in all (its events are judged as they come); past it,
+    /// the stream is cut with the provider's error event.
+    pub stream_detector_budget_ms: u64,
+    /// Upstream bytes one stream may carry; past it, the stream is cut with the provider's error
+    /// event.
+    pub max_stream_bytes: usize,
+    /// Largest single SSE event (and so line) from the upstream; past it, the stream is cut.
+    pub max_event_bytes: usize,
+    /// Distinct texts (choices, content blocks, tool calls) one stream may open; past it, the
+    /// stream is cut.
+    pub max_stream_texts: usize,
+    /// Longest `model` (and other identifier) a request may name (400 above).
+    pub max_identifier_bytes: usize,
+    /// Most strings one request body may hold (413 above).
+    pub max_segments: usize,
+    /// Most text, in bytes, one request may hold in all its strings (413 above).
+    pub max_text_bytes: usize,
+    /// Longest a client may leave a response unread (its socket or stream not draining); then
+    /// the answer is cut and the upstream released.
+    pub write_timeout_ms: u64,
+    /// A keep-alive connection (HTTP/1.1 or HTTP/2) with no request in flight for this long is
+    /// closed.
+    pub idle_timeout_ms: u64,
+    /// HTTP/2: how often an idle connection is pinged, and how long the answer may take.
+    pub http2_keepalive_interval_ms: u64,
+    /// HTTP/2: how long a keep-alive ping's answer may take before the connection is closed.
+    pub http2_keepalive_timeout_ms: u64,
+    /// HTTP/2: streams one connection may have open at once.
+    pub http2_max_concurrent_streams: u32,
+    /// Client connections open at once; past it, new connections are closed at once.
+    pub max_connections: usize,
+    /// Upstream requests in flight at once (streams included); a request waits up to
+    /// `connect_timeout_ms` for one, then is shed (503).
+    pub max_upstream_connections: usize,
+    /// Requests in flight at once; past it, requests are shed (503) at once.
+    pub max_in_flight: usize,
 }
 
 impl Default for Limits {
@@ -212,6 +269,23 @@ impl Default for Limits {
             total_timeout_ms: 600_000,
             detector_workers: 0,
             detector_budget_ms: 2_000,
+            detector_queue: 64,
+            detector_queue_timeout_ms: 2_000,
+            stream_detector_budget_ms: 10_000,
+            max_stream_bytes: 64 << 20,
+            max_event_bytes: 8 << 20,
+            max_stream_texts: 4_096,
+            max_identifier_bytes: 256,
+            max_segments: 16_384,
+            max_text_bytes: 32 << 20,
+            write_timeout_ms: 30_000,
+            idle_timeout_ms: 60_000,
+            http2_keepalive_interval_ms: 20_000,
+            http2_keepalive_timeout_ms: 10_000,
+            http2_max_concurrent_streams: 128,
+            max_connections: 4_096,
+            max_upstream_connections: 512,
+            max_in_flight: 1_024,
         }
     }
 }

@@ -63,6 +63,8 @@ pub fn prepare(config: Config) -> Result<Arc<Shared>, String> {
     .min(32);
     Ok(Arc::new(Shared {
         detector_pool: Arc::new(tokio::sync::Semaphore::new(workers)),
+        detector_waiting: std::sync::atomic::AtomicUsize::new(0),
+        in_flight: Arc::new(tokio::sync::Semaphore::new(config.limits.max_in_flight.clamp(1, 1 << 24))),
         config,
         policies: ArcSwap::from_pointee(policies),
         upstreams,
@@ -102,6 +104,7 @@ pub async fn reload(shared: &Arc<Shared>) -> Result<String, String> {
 /// reloads the policies.
 pub async fn run(config: Config, ready: impl FnOnce(SocketAddr)) -> Result<(), String> {
     let listen = config.listen;
+    server::raise_fd_limit(&config.limits);
     let shared = prepare(config)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -120,7 +123,8 @@ pub async fn run(config: Config, ready: impl FnOnce(SocketAddr)) -> Result<(), S
     }
     ready(addr);
     spawn_reload_on_sighup(Arc::clone(&shared));
-    server::serve(listener, shared, shutdown_signal()).await;
+    let limits = shared.config.limits.clone();
+    server::serve(listener, &limits, move |req| proxy::handle(Arc::clone(&shared), req), shutdown_signal()).await;
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use crate::route::{self, Route};
 use crate::shape::sweep::{self, KeyText};
 use crate::shape::{DecodedRequest, ErrorShape, Shape, UnseenKind};
 use crate::stream_guard::{StreamGuard, StreamTarget};
-use crate::upstream::{self, Upstreams};
+use crate::upstream::{self, UpstreamResponse, Upstreams};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response};
@@ -23,9 +23,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::convert::Infallible;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::OwnedSemaphorePermit;
 use warden_core::{Action, Decision, Mode, Phase, Provider, Role, RuleHit, Segment};
 use warden_policy::{PolicySet, Target};
 
@@ -46,6 +47,10 @@ pub struct Shared {
     pub load_options: warden_policy::LoadOptions,
     /// Permits to run costly detectors: the bounded pool that requests and streams await.
     pub detector_pool: Arc<tokio::sync::Semaphore>,
+    /// Requests waiting for a detector permit now (bounded by `limits.detector_queue`).
+    pub detector_waiting: AtomicUsize,
+    /// One permit per request in flight (`limits.max_in_flight`).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {
@@ -53,6 +58,10 @@ impl Shared {
     /// (see `PolicySet::evaluate_parts`). When a costly detector (classifier, plugin) applies, the
     /// request first waits for a permit of the detector pool, then evaluates on its own thread
     /// while the runtime moves other tasks elsewhere, so slow detectors never stall the proxy.
+    ///
+    /// Load never turns into a verdict: a request that finds the pool's queue full
+    /// (`limits.detector_queue`) or waits longer than `limits.detector_queue_timeout_ms` is shed
+    /// (503), and the detector budget starts only once the request holds its permit.
     pub async fn evaluate(
         &self,
         policies: &PolicySet,
@@ -60,23 +69,78 @@ impl Shared {
         target: &Target<'_>,
         texts: &[(Role, &str)],
         fragments_from: usize,
-    ) -> Decision {
+    ) -> Result<Decision, ProxyError> {
         if !policies.has_costly(phase, target) {
-            return policies.evaluate_parts(phase, target, texts, fragments_from, None);
+            return Ok(policies.evaluate_parts(phase, target, texts, fragments_from, None));
         }
-        let deadline = std::time::Instant::now() + Limits::ms(self.config.limits.detector_budget_ms);
-        on_detector_pool(&self.detector_pool, || {
+        let permit = self.detector_permit().await?;
+        let budget = Limits::ms(self.config.limits.detector_budget_ms);
+        Ok(on_thread(permit, || {
+            let deadline = std::time::Instant::now() + budget;
             policies.evaluate_parts(phase, target, texts, fragments_from, Some(deadline))
-        })
-        .await
+        }))
+    }
+
+    /// A permit of the detector pool, or a 503 when the queue is full or the wait too long.
+    async fn detector_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ProxyError> {
+        let limits = &self.config.limits;
+        if let Ok(p) = self.detector_pool.try_acquire() {
+            return Ok(p);
+        }
+        let waiting = Waiting::join(&self.detector_waiting);
+        if waiting.ahead >= limits.detector_queue {
+            return Err(ProxyError::Overloaded(format!(
+                "the detector pool is saturated ({} requests already waiting, limits.detector_queue); retry shortly",
+                waiting.ahead
+            )));
+        }
+        let wait = Limits::ms(limits.detector_queue_timeout_ms);
+        match tokio::time::timeout(wait, self.detector_pool.acquire()).await {
+            Ok(p) => Ok(p.expect("the detector pool is never closed")),
+            Err(_) => Err(ProxyError::Overloaded(format!(
+                "no detector was free within {wait:?} (limits.detector_queue_timeout_ms); retry shortly"
+            ))),
+        }
+    }
+
+    /// Whether the proxy is saturated: every in-flight slot taken, or the detector queue full.
+    pub fn saturation(&self) -> Option<String> {
+        let l = &self.config.limits;
+        if self.in_flight.available_permits() == 0 {
+            return Some(format!("{} requests in flight (limits.max_in_flight)", l.max_in_flight));
+        }
+        let waiting = self.detector_waiting.load(std::sync::atomic::Ordering::Relaxed);
+        if waiting >= l.detector_queue {
+            return Some(format!("{waiting} requests waiting for a detector (limits.detector_queue)"));
+        }
+        None
     }
 }
 
-/// Runs costly detector work (classifier, plugins) once a permit of the detector pool is free,
-/// on the current thread after handing this worker's other tasks to the rest of the runtime, so
-/// that a slow model or plugin never stalls other requests.
-async fn on_detector_pool<R>(pool: &tokio::sync::Semaphore, f: impl FnOnce() -> R) -> R {
-    let _permit = pool.acquire().await.expect("the detector pool is never closed");
+/// One request counted in a queue while it waits.
+struct Waiting<'a> {
+    count: &'a AtomicUsize,
+    /// How many were waiting before this one.
+    ahead: usize,
+}
+
+impl<'a> Waiting<'a> {
+    fn join(count: &'a AtomicUsize) -> Self {
+        let ahead = count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Self { count, ahead }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// Runs costly detector work (classifier, plugins) holding a detector permit, on the current
+/// thread after handing this worker's other tasks to the rest of the runtime, so that a slow
+/// model or plugin never stalls other requests.
+fn on_thread<P, R>(_permit: P, f: impl FnOnce() -> R) -> R {
     match tokio::runtime::Handle::current().runtime_flavor() {
         tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
         _ => f(),
@@ -101,16 +165,28 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Respo
     let errors = route::error_shape(route::provider_hint(&route::decode_unreserved(&path), req.headers()));
     let mut record = Record::start(request_id.clone(), req.method().as_str(), &path);
     let total = Limits::ms(shared.config.limits.total_timeout_ms);
-    let result = match tokio::time::timeout(total, exchange(&shared, req, &mut record)).await {
-        Ok(r) => r,
-        Err(_) => Err(ProxyError::GatewayTimeout(format!(
-            "the exchange took longer than {total:?} (limits.total_timeout_ms)"
+    // Admission: past `max_in_flight`, a request is shed at once, before anything is read.
+    let result = match Arc::clone(&shared.in_flight).try_acquire_owned() {
+        Err(_) => Err(ProxyError::Overloaded(format!(
+            "Warden is at capacity ({} requests in flight, limits.max_in_flight); retry shortly",
+            shared.config.limits.max_in_flight
         ))),
+        Ok(slot) => match tokio::time::timeout(total, exchange(&shared, req, &mut record, slot)).await {
+            Ok(r) => r,
+            Err(_) => Err(ProxyError::GatewayTimeout(format!(
+                "the exchange took longer than {total:?} (limits.total_timeout_ms)"
+            ))),
+        },
     };
     let mut resp = match result {
         Ok(r) => r,
         Err(e) => {
-            record.fail(if e.status().is_server_error() { "failed" } else { "rejected" }, e.to_string());
+            let outcome = match e {
+                ProxyError::Overloaded(_) => "shed",
+                _ if e.status().is_server_error() => "failed",
+                _ => "rejected",
+            };
+            record.fail(outcome, e.to_string());
             let mut r = e.to_response(errors);
             r.headers_mut().insert(DECISION_HEADER, HeaderValue::from_static("error"));
             if http1 {
@@ -167,6 +243,7 @@ async fn exchange(
     shared: &Shared,
     req: Request<Incoming>,
     rec: &mut Record,
+    slot: OwnedSemaphorePermit,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let started = std::time::Instant::now();
     let (parts, body) = req.into_parts();
@@ -190,7 +267,7 @@ async fn exchange(
         .await?;
     let raw = body::decode_content(&parts.headers, raw, limits.max_decompressed_bytes)?;
     let json = parse_json(&raw)?;
-    let (request, keys, known) = decode(shape, &g.info, &json)?;
+    let (request, keys, known) = decode(shape, &g.info, &json, limits)?;
     let tenant = tenant(&parts.headers, &shared.config.tenant_header);
     {
         let d = rec.data();
@@ -208,7 +285,7 @@ async fn exchange(
 
     // guard(prompt)
     let texts: Vec<(Role, &str)> = request.segments.iter().map(|s| (s.role, s.text.as_str())).collect();
-    let mut prompt = shared.evaluate(&policies, Phase::Prompt, &target, &texts, known).await;
+    let mut prompt = shared.evaluate(&policies, Phase::Prompt, &target, &texts, known).await?;
     flag_unseen(&shared.config, &request, &mut prompt);
     rec.data().prompt = Some((&prompt).into());
     rec.data().policy_digest = Some(policies.digest().to_string());
@@ -241,7 +318,7 @@ async fn exchange(
     if !status.is_success() && !is_sse {
         // The provider's own error: its message is text a user sees, so it is judged too.
         let body = read_upstream(resp, limits).await?;
-        let (body, d) = guard_error_body(shared, errors, &policies, &target, status, body).await;
+        let (body, d) = guard_error_body(shared, errors, &policies, &target, status, body).await?;
         rec.data().completion = Some((&d).into());
         return Ok(response(status, headers, full(body), prompt.action.max(d.action)));
     }
@@ -256,13 +333,19 @@ async fn exchange(
             tenant: tenant.clone(),
             headers: header_pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
-        let guard = StreamGuard::new(shape, Arc::clone(&policies), target, shared.config.coverage.unknown_events);
+        let guard = StreamGuard::new(shape, Arc::clone(&policies), target, shared.config.coverage.unknown_events)
+            .bounded(limits.max_event_bytes, limits.max_stream_texts);
         let (tx, body) = channel::channel(32);
-        let idle = Limits::ms(limits.stream_idle_timeout_ms);
-        let deadline = tokio::time::Instant::from_std(started) + Limits::ms(limits.total_timeout_ms);
+        let bounds = StreamBounds {
+            idle: Limits::ms(limits.stream_idle_timeout_ms),
+            deadline: tokio::time::Instant::from_std(started) + Limits::ms(limits.total_timeout_ms),
+            write: Limits::ms(limits.write_timeout_ms),
+            max_bytes: limits.max_stream_bytes,
+            budget: Limits::ms(limits.stream_detector_budget_ms),
+        };
         rec.data().status = status.as_u16();
         let pool = costly.then(|| Arc::clone(&shared.detector_pool));
-        tokio::spawn(pump(resp, guard, pool, tx, rec.take(), idle, deadline));
+        tokio::spawn(pump(resp, guard, pool, tx, rec.take(), bounds, slot));
         return Ok(response(status, headers, body.boxed(), prompt.action));
     }
 
@@ -283,8 +366,23 @@ fn decode(
     shape: &dyn Shape,
     info: &crate::shape::RouteInfo,
     json: &Value,
+    limits: &Limits,
 ) -> Result<(DecodedRequest, KeyText, usize), ProxyError> {
+    let strings = count_strings(json, limits.max_segments);
+    if strings > limits.max_segments {
+        return Err(ProxyError::TooMuch(format!(
+            "the request holds more than {} strings (limits.max_segments); send fewer or larger texts",
+            limits.max_segments
+        )));
+    }
     let mut request = shape.decode(json, info).map_err(|e| ProxyError::BadRequest(e.0))?;
+    if request.model.len() > limits.max_identifier_bytes {
+        return Err(ProxyError::BadRequest(format!(
+            "the model name is {} bytes long; Warden accepts at most {} (limits.max_identifier_bytes)",
+            request.model.len(),
+            limits.max_identifier_bytes
+        )));
+    }
     join_parts(&mut request.segments);
     let known = request.segments.len();
     let covered: HashSet<String> = request
@@ -297,7 +395,35 @@ fn decode(
     if !keys.text.is_empty() {
         request.segments.push(Segment { role: Role::Tool, text: keys.text.clone(), origin: KEYS_ORIGIN.into() });
     }
+    let text: usize = request.segments.iter().map(|s| s.text.len()).sum();
+    if text > limits.max_text_bytes {
+        return Err(ProxyError::TooMuch(format!(
+            "the request holds {text} bytes of text to inspect, more than {} (limits.max_text_bytes)",
+            limits.max_text_bytes
+        )));
+    }
     Ok((request, keys, known))
+}
+
+/// The strings and object keys in `json`, counting no further than just past `max`.
+fn count_strings(json: &Value, max: usize) -> usize {
+    let mut n = 0;
+    let mut stack = vec![json];
+    while let Some(v) = stack.pop() {
+        if n > max {
+            break;
+        }
+        match v {
+            Value::String(_) => n += 1,
+            Value::Array(a) => stack.extend(a.iter()),
+            Value::Object(o) => {
+                n += o.len();
+                stack.extend(o.values());
+            }
+            _ => {}
+        }
+    }
+    n
 }
 
 /// The prefix of a segment that joins the text parts of one message (judged, never written
@@ -426,7 +552,7 @@ fn redact_request(mut json: Value, segments: &[Segment], keys: &KeyText, d: &Dec
 }
 
 /// Reads a whole upstream answer within the size limit and the idle timeout.
-async fn read_upstream(mut resp: reqwest::Response, limits: &crate::config::Limits) -> Result<Bytes, ProxyError> {
+async fn read_upstream(mut resp: UpstreamResponse, limits: &crate::config::Limits) -> Result<Bytes, ProxyError> {
     let idle = Limits::ms(limits.stream_idle_timeout_ms);
     let mut buf = Vec::new();
     loop {
@@ -475,7 +601,7 @@ async fn guard_completion(
     let mut json: Value = crate::json::parse(&body)
         .map_err(|_| ProxyError::BadGateway("the upstream's answer is not JSON, so it cannot be inspected".into()))?;
     let texts = completion::texts(shape, &json);
-    let d = shared.evaluate(policies, Phase::Completion, target, &texts.pairs(), texts.known).await;
+    let d = shared.evaluate(policies, Phase::Completion, target, &texts.pairs(), texts.known).await?;
     if d.action < Action::Redact {
         return Ok((body, d));
     }
@@ -492,7 +618,7 @@ async fn guard_error_body(
     target: &Target<'_>,
     status: http::StatusCode,
     body: Bytes,
-) -> (Bytes, Decision) {
+) -> Result<(Bytes, Decision), ProxyError> {
     let withheld = |hit: &RuleHit| {
         let message = format!(
             "the upstream answered {status} with an error message that Warden withheld: policy `{}`, rule `{}` ({} detector)",
@@ -504,17 +630,17 @@ async fn guard_error_body(
         Ok(mut json) => {
             let (texts, keys) = sweep::sweep_completion(&json, &HashSet::new(), &|_| None);
             let pairs: Vec<(Role, &str)> = texts.iter().map(|t| (Role::Assistant, t.text.as_str())).collect();
-            let d = shared.evaluate(policies, Phase::Completion, target, &pairs, 0).await;
+            let d = shared.evaluate(policies, Phase::Completion, target, &pairs, 0).await?;
             if let Some(hit) = d.blocking_hit() {
-                return (withheld(hit), d);
+                return Ok((withheld(hit), d));
             }
             if d.action == Action::Redact {
                 for (i, t) in texts.iter().enumerate() {
                     sweep::write_completion(&mut json, t, &d.redactions(i), Some(&keys));
                 }
-                return (Bytes::from(serde_json::to_vec(&json).unwrap_or_default()), d);
+                return Ok((Bytes::from(serde_json::to_vec(&json).unwrap_or_default()), d));
             }
-            (body, d)
+            Ok((body, d))
         }
         // Text the client may decode otherwise than Warden would: withheld.
         Err(_) if std::str::from_utf8(&body).is_err() => {
@@ -522,78 +648,142 @@ async fn guard_error_body(
                 "the upstream answered {status} with an error body that is not UTF-8, which Warden cannot inspect"
             );
             let d = Decision::allow(Phase::Completion, policies.digest());
-            (Bytes::from(errors.error_body(status, "upstream_error_withheld", &message).to_string()), d)
+            Ok((Bytes::from(errors.error_body(status, "upstream_error_withheld", &message).to_string()), d))
         }
         Err(_) => {
             let text = String::from_utf8_lossy(&body).into_owned();
-            let d = shared.evaluate(policies, Phase::Completion, target, &[(Role::Assistant, text.as_str())], 0).await;
+            let d =
+                shared.evaluate(policies, Phase::Completion, target, &[(Role::Assistant, text.as_str())], 0).await?;
             if let Some(hit) = d.blocking_hit() {
-                return (withheld(hit), d);
+                return Ok((withheld(hit), d));
             }
             if d.action == Action::Redact {
-                return (Bytes::from(warden_core::decision::redact(&text, &d.redactions(0))), d);
+                return Ok((Bytes::from(warden_core::decision::redact(&text, &d.redactions(0))), d));
             }
-            (body, d)
+            Ok((body, d))
         }
     }
 }
 
+/// What bounds one stream end to end.
+struct StreamBounds {
+    /// Longest upstream silence.
+    idle: Duration,
+    /// The exchange's total deadline.
+    deadline: tokio::time::Instant,
+    /// Longest the client may leave released events unread.
+    write: Duration,
+    /// Upstream bytes the stream may carry.
+    max_bytes: usize,
+    /// Detector time the stream may use.
+    budget: Duration,
+}
+
+/// Why a stream stopped early, for the record: the outcome and the message.
+type Stop = (&'static str, String);
+
 /// Moves a streamed answer from the upstream through the stream guard to the client.
+///
+/// Every way a stream can run on is bounded: the upstream's silence, the total deadline, the
+/// bytes it carries, the detector time it costs, and a client that stops reading. A client that
+/// leaves is noticed at once, even while the guard holds events back, and the upstream is
+/// released (dropped) then.
 async fn pump(
-    mut resp: reqwest::Response,
+    mut resp: UpstreamResponse,
     mut guard: StreamGuard,
     pool: Option<Arc<tokio::sync::Semaphore>>,
     tx: tokio::sync::mpsc::Sender<Bytes>,
     mut rec: Record,
-    idle: Duration,
-    deadline: tokio::time::Instant,
+    b: StreamBounds,
+    _slot: OwnedSemaphorePermit,
 ) {
+    let mut carried = 0usize;
+    let mut spent = Duration::ZERO;
+    let mut stop: Option<Stop> = None;
     loop {
-        let wait = idle.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
-        let out = match tokio::time::timeout(wait, resp.chunk()).await {
-            // With costly detectors (classifier, plugins) in play, each piece waits for a permit
-            // of the detector pool and is judged off the runtime.
-            Ok(Ok(Some(b))) => match &pool {
-                Some(p) => on_detector_pool(p, || guard.feed(&b)).await,
-                None => guard.feed(&b),
-            },
-            Ok(Ok(None)) => match &pool {
-                Some(p) => on_detector_pool(p, || guard.finish()).await,
-                None => guard.finish(),
-            },
+        let wait = b.idle.min(b.deadline.saturating_duration_since(tokio::time::Instant::now()));
+        let next = tokio::select! {
+            biased;
+            _ = tx.closed() => {
+                stop = Some(("client_gone", "the client disconnected mid-stream".into()));
+                break;
+            }
+            next = tokio::time::timeout(wait, resp.chunk()) => next,
+        };
+        let mut out = match next {
+            Ok(Ok(Some(chunk))) => {
+                carried += chunk.len();
+                if carried > b.max_bytes {
+                    let m = format!(
+                        "the upstream's stream passed {} bytes (limits.max_stream_bytes); it was cut",
+                        b.max_bytes
+                    );
+                    stop = Some(("cut", m.clone()));
+                    guard.fail(&m)
+                } else {
+                    judge(&pool, &mut spent, || guard.feed(&chunk)).await
+                }
+            }
+            Ok(Ok(None)) => judge(&pool, &mut spent, || guard.finish()).await,
             Ok(Err(e)) => {
                 let m = format!("the upstream broke off the stream: {}", upstream::describe(&e));
-                rec.fail("failed", m.clone());
+                stop = Some(("failed", m.clone()));
                 guard.fail(&m)
             }
-            Err(_) if tokio::time::Instant::now() >= deadline => {
+            Err(_) if tokio::time::Instant::now() >= b.deadline => {
                 let m = "the exchange took longer than limits.total_timeout_ms; the stream was ended".to_string();
-                rec.fail("failed", m.clone());
+                stop = Some(("failed", m.clone()));
                 guard.fail(&m)
             }
             Err(_) => {
-                let m = format!("the upstream went silent for {idle:?} mid-stream (limits.stream_idle_timeout_ms)");
-                rec.fail("failed", m.clone());
+                let m = format!("the upstream went silent for {:?} mid-stream (limits.stream_idle_timeout_ms)", b.idle);
+                stop = Some(("failed", m.clone()));
                 guard.fail(&m)
             }
         };
+        if let Some(m) = guard.limit() {
+            stop.get_or_insert(("cut", m.to_string()));
+        } else if spent > b.budget && !out.done {
+            let m = format!(
+                "judging the stream took more than {:?} of detector time (limits.stream_detector_budget_ms); it was cut",
+                b.budget
+            );
+            let mut end = guard.fail(&m);
+            out.send.append(&mut end.send);
+            out.done = true;
+            stop = Some(("cut", m));
+        }
         // Events released together go out as one write.
         let batch = match out.send.len() {
             0 => None,
             1 => out.send.into_iter().next(),
             _ => Some(Bytes::from(out.send.concat())),
         };
-        let gone = match batch {
-            Some(b) => tx.send(b).await.is_err(),
-            None => false,
-        };
-        if gone {
-            rec.fail("client_gone", "the client disconnected mid-stream");
-            break;
+        if let Some(batch) = batch {
+            let left = b.deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(b.write.min(left), tx.send(batch)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    stop.get_or_insert(("client_gone", "the client disconnected mid-stream".into()));
+                    break;
+                }
+                Err(_) => {
+                    stop.get_or_insert((
+                        "cut",
+                        "the client stopped reading the stream (limits.write_timeout_ms); it was cut".into(),
+                    ));
+                    break;
+                }
+            }
         }
         if out.done {
             break;
         }
+    }
+    // The upstream is released before the record is written.
+    drop(resp);
+    if let Some((outcome, message)) = stop {
+        rec.fail(outcome, message);
     }
     if guard.decision().action == Action::Block {
         rec.finish("refused");
@@ -606,6 +796,23 @@ async fn pump(
     if guard.dropped_events() > 0 && d.error.is_none() {
         d.error = Some(format!("{} upstream events were not JSON and were dropped", guard.dropped_events()));
     }
+}
+
+/// Runs the stream guard on one piece, adding the time it took to `spent`. With costly detectors
+/// (classifier, plugins) in play, it first waits for a permit of the detector pool and runs off
+/// the runtime.
+async fn judge<R>(pool: &Option<Arc<tokio::sync::Semaphore>>, spent: &mut Duration, f: impl FnOnce() -> R) -> R {
+    let permit = match pool {
+        Some(p) => Some(p.acquire().await.expect("the detector pool is never closed")),
+        None => None,
+    };
+    let t = std::time::Instant::now();
+    let r = match permit {
+        Some(p) => on_thread(p, f),
+        None => f(),
+    };
+    *spent += t.elapsed();
+    r
 }
 
 /// Forwards a request on a `passthrough` path without inspection.

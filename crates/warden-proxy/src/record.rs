@@ -109,7 +109,8 @@ pub struct RecordData {
     pub upstream_status: Option<u16>,
     /// The status sent to the client.
     pub status: u16,
-    /// `answered`, `refused`, `rejected` (bad request), `failed` or `client_gone`.
+    /// `answered`, `refused`, `rejected` (bad request), `failed`, `client_gone`, `shed` (turned
+    /// away at capacity, before any judgement) or `cut` (a stream ended by a limit).
     pub outcome: &'static str,
     /// What failed.
     pub error: Option<String>,

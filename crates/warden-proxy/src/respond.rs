@@ -58,7 +58,16 @@ pub enum ProxyError {
     /// The upstream did not answer in time.
     #[error("{0}")]
     GatewayTimeout(String),
+    /// The request holds more than a limit allows (strings, text); the message names the limit.
+    #[error("{0}")]
+    TooMuch(String),
+    /// Warden is at capacity: the request was shed before any judgement, and may be retried.
+    #[error("{0}")]
+    Overloaded(String),
 }
+
+/// What a shed answer's `Retry-After` says, in seconds.
+pub const RETRY_AFTER_S: &str = "1";
 
 impl ProxyError {
     /// The HTTP status.
@@ -72,6 +81,8 @@ impl ProxyError {
             ProxyError::ClientTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ProxyError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ProxyError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::TooMuch(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -86,13 +97,19 @@ impl ProxyError {
             ProxyError::ClientTimeout(_) => "request_timeout",
             ProxyError::BadGateway(_) => "upstream_error",
             ProxyError::GatewayTimeout(_) => "upstream_timeout",
+            ProxyError::TooMuch(_) => "request_too_large",
+            ProxyError::Overloaded(_) => "overloaded",
         }
     }
 
     /// The error in the provider's shape.
     pub fn to_response(&self, shape: ErrorShape) -> Response<ProxyBody> {
         let status = self.status();
-        json_response(status, &shape.error_body(status, self.code(), &self.to_string()))
+        let mut r = json_response(status, &shape.error_body(status, self.code(), &self.to_string()));
+        if matches!(self, ProxyError::Overloaded(_)) {
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_S));
+        }
+        r
     }
 }
 

@@ -22,12 +22,19 @@ pub struct SseEvent {
     pub foreign: bool,
 }
 
-/// Splits a byte stream into SSE events.
+/// Splits a byte stream into SSE events, in time linear in the bytes fed (a partial line is
+/// never searched twice) and memory bounded by the largest event allowed.
 #[derive(Debug, Default)]
 pub struct SseParser {
     buf: BytesMut,
     /// Where the current event starts in `buf` is always 0; `scan` is how far lines were read.
     scan: usize,
+    /// How far past `scan` the current partial line is known to hold no line break.
+    searched: usize,
+    /// The largest event (all its lines) that may be buffered; `None`: no bound.
+    max_event: Option<usize>,
+    /// The current event grew past `max_event`: the stream cannot go on.
+    overflow: bool,
     event: Option<String>,
     data: Option<String>,
     foreign: bool,
@@ -41,8 +48,22 @@ impl SseParser {
         Self::default()
     }
 
+    /// A parser that refuses to buffer an event (all its lines) larger than `max` bytes: past
+    /// it, [`SseParser::overflowed`] is true and nothing more is parsed.
+    pub fn with_max_event(max: usize) -> Self {
+        Self { max_event: Some(max), ..Self::default() }
+    }
+
+    /// Whether an event grew past the bound given to [`SseParser::with_max_event`].
+    pub fn overflowed(&self) -> bool {
+        self.overflow
+    }
+
     /// Feeds a chunk; returns the events it completes.
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
+        if self.overflow {
+            return Vec::new();
+        }
         self.buf.extend_from_slice(chunk);
         if !self.started {
             // A leading BOM is not part of the first field name (the SSE spec strips it).
@@ -57,12 +78,20 @@ impl SseParser {
         }
         let mut out = Vec::new();
         loop {
+            let from = self.searched.max(self.scan);
+            let Some(at) = self.buf[from..].iter().position(|&b| b == b'\n' || b == b'\r') else {
+                self.searched = self.buf.len();
+                break;
+            };
             let rest = &self.buf[self.scan..];
-            let Some(nl) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else { break };
+            let nl = from - self.scan + at;
             // A `\r` at the very end may be the first half of `\r\n`: wait for the next byte.
             let term_len = if rest[nl] == b'\r' {
                 match rest.get(nl + 1) {
-                    None => break,
+                    None => {
+                        self.searched = self.scan + nl;
+                        break;
+                    }
                     Some(b'\n') => 2,
                     Some(_) => 1,
                 }
@@ -72,10 +101,12 @@ impl SseParser {
             let line_start = self.scan;
             let line_end = self.scan + nl;
             self.scan = line_end + term_len;
+            self.searched = self.scan;
             if line_end == line_start {
                 // Blank line: the event is complete.
                 let raw = self.buf.split_to(self.scan).freeze();
                 self.scan = 0;
+                self.searched = 0;
                 let data = self.data.take();
                 let event = self.event.take();
                 let foreign = std::mem::take(&mut self.foreign);
@@ -89,6 +120,13 @@ impl SseParser {
             }
             let line = String::from_utf8_lossy(&self.buf[line_start..line_end]).into_owned();
             self.field(&line);
+        }
+        if self.max_event.is_some_and(|max| self.buf.len() > max) {
+            self.overflow = true;
+            self.buf = BytesMut::new();
+            self.scan = 0;
+            self.searched = 0;
+            self.data = None;
         }
         out
     }
@@ -132,6 +170,7 @@ impl SseParser {
         let foreign = std::mem::take(&mut self.foreign);
         let raw = self.buf.split().freeze().to_vec();
         self.scan = 0;
+        self.searched = 0;
         if data.is_none() && event.is_none() && !foreign {
             return None;
         }
@@ -202,6 +241,32 @@ mod tests {
         let ev = collect(&[b"data: {\"x\":1}\n\ndata: tail"]);
         assert_eq!(ev.len(), 2);
         assert_eq!(ev[1].data, "tail");
+    }
+
+    #[test]
+    fn an_event_past_the_bound_overflows_and_stops_the_parser() {
+        let mut p = SseParser::with_max_event(64);
+        assert_eq!(p.feed(b"data: {\"x\":1}\n\n").len(), 1);
+        for _ in 0..10 {
+            p.feed(&[b'a'; 16]);
+        }
+        assert!(p.overflowed());
+        assert!(p.feed(b"\n\ndata: {}\n\n").is_empty(), "nothing is parsed after an overflow");
+    }
+
+    #[test]
+    fn a_long_partial_line_is_searched_once() {
+        // Fed a byte at a time, a line of n bytes costs O(n), not O(n^2): checked by the
+        // `searched` mark, which must track the end of the buffer.
+        let mut p = SseParser::new();
+        p.feed(b"data: ");
+        for _ in 0..1000 {
+            p.feed(b"x");
+            assert_eq!(p.searched, p.buf.len());
+        }
+        let ev = p.feed(b"\r\n\r\n");
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].data.len(), 1000);
     }
 
     proptest! {

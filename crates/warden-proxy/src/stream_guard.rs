@@ -148,7 +148,17 @@ pub struct StreamGuard {
     withheld: usize,
     dropped_events: usize,
     unknown: usize,
+    /// Distinct streamed texts one stream may open (`limits.max_stream_texts`).
+    max_texts: usize,
+    /// Why the stream was cut by a limit, if it was.
+    limit: Option<String>,
+    /// Hits not kept in the decision once it holds [`MAX_HITS`] (their actions still count).
+    hits_dropped: usize,
 }
+
+/// The most rule hits one stream's decision keeps: a rule that flags every delta of an endless
+/// stream must not grow the record without bound. Blocks are always kept.
+const MAX_HITS: usize = 1024;
 
 impl StreamGuard {
     /// A guard for a stream of `shape` to `target`, judged by `set`; events of a type the shape
@@ -182,7 +192,41 @@ impl StreamGuard {
             withheld: 0,
             dropped_events: 0,
             unknown: 0,
+            max_texts: usize::MAX,
+            limit: None,
+            hits_dropped: 0,
         }
+    }
+
+    /// The same guard, bounded: no SSE event larger than `max_event_bytes`, no more than
+    /// `max_texts` streamed texts. Past either, the stream is cut with the provider's error
+    /// event ([`StreamGuard::limit`] says why).
+    pub fn bounded(mut self, max_event_bytes: usize, max_texts: usize) -> Self {
+        self.parser = SseParser::with_max_event(max_event_bytes);
+        self.max_texts = max_texts;
+        self
+    }
+
+    /// Why the stream was cut by a limit (an event too large, too many texts), if it was.
+    pub fn limit(&self) -> Option<&str> {
+        self.limit.as_deref()
+    }
+
+    /// Rule hits left out of the decision because it already held the most it keeps.
+    pub fn hits_dropped(&self) -> usize {
+        self.hits_dropped
+    }
+
+    /// Ends the stream because a limit was passed: held events are dropped and the client gets
+    /// the provider's error event naming the limit.
+    fn over_limit(&mut self, message: String) {
+        if self.done {
+            return;
+        }
+        self.withheld += self.held.drain(..).map(|h| h.raw.len()).sum::<usize>();
+        self.done = true;
+        self.pending.push(self.shape.stream_error(&message));
+        self.limit = Some(message);
     }
 
     /// The completion decision so far.
@@ -219,6 +263,11 @@ impl StreamGuard {
             if self.done {
                 break;
             }
+        }
+        if self.parser.overflowed() {
+            self.over_limit(
+                "the upstream sent a stream event larger than limits.max_event_bytes; the stream was cut".into(),
+            );
         }
         self.decision.elapsed_us += started.elapsed().as_micros() as u64;
         out.send.append(&mut self.pending);
@@ -493,6 +542,13 @@ impl StreamGuard {
             self.apply(&slot, hits);
             return HeldPiece { slot, pointer: p.pointer, range };
         }
+        if self.order.len() >= self.max_texts && !self.texts.contains_key(&Slot::Stream(p.key.clone())) {
+            self.over_limit(format!(
+                "the upstream's stream opened more than {} texts (limits.max_stream_texts); the stream was cut",
+                self.max_texts
+            ));
+            return HeldPiece { slot: Slot::Whole(0), pointer: p.pointer, range: 0..0 };
+        }
         let slot = self.new_slot(&p.key, p.key.choice);
         let Some(t) = self.texts.get_mut(&slot) else { return HeldPiece { slot, pointer: p.pointer, range: 0..0 } };
         let Some(judge) = t.judge.as_mut() else { return HeldPiece { slot, pointer: p.pointer, range: 0..0 } };
@@ -555,6 +611,11 @@ impl StreamGuard {
             let choice = self.texts.get(slot).map_or(NO_CHOICE, |t| t.choice);
             let one_choice = block && choice != NO_CHOICE && !h.findings.is_empty();
             let end = one_choice.then(|| self.shape.end_stream_choice(&self.memo, choice, &h)).flatten();
+            if !block && self.decision.hits.len() >= MAX_HITS {
+                self.decision.action = self.decision.action.max(h.applied);
+                self.hits_dropped += 1;
+                continue;
+            }
             self.decision.push(h);
             if !block || self.done {
                 continue;

@@ -5,7 +5,9 @@ use crate::config::{Config, Limits};
 use crate::respond::ProxyError;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use warden_core::Provider;
 
 /// Headers that belong to one connection, not to the exchange (RFC 9110 section 7.6.1), and
@@ -66,6 +68,10 @@ fn credential(provider: Provider, key: &str) -> (&'static str, String) {
 /// The upstream providers and the shared connection pool.
 pub struct Upstreams {
     client: reqwest::Client,
+    /// One permit per upstream request in flight (`limits.max_upstream_connections`).
+    slots: Arc<Semaphore>,
+    max_slots: usize,
+    slot_wait: Duration,
     openai: Target,
     anthropic: Target,
     gemini: Target,
@@ -102,11 +108,17 @@ impl Upstreams {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
+            // Never follow a redirect: it would re-send the guarded body, and the credentials,
+            // to a host nobody configured (even Warden's own admin listener).
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build the upstream client: {e}"))?;
         let u = &config.upstreams;
         Ok(Self {
             client,
+            slots: Arc::new(Semaphore::new(l.max_upstream_connections.clamp(1, 1 << 24))),
+            max_slots: l.max_upstream_connections.clamp(1, 1 << 24),
+            slot_wait: Limits::ms(l.connect_timeout_ms),
             openai: target(&u.openai, Provider::OpenAi)?,
             anthropic: target(&u.anthropic, Provider::Anthropic)?,
             gemini: target(&u.gemini, Provider::Gemini)?,
@@ -116,7 +128,10 @@ impl Upstreams {
     }
 
     /// Sends a request to the provider's upstream and waits for the response head.
-    /// Unreachable: 502; no head within `response_timeout_ms`: 504.
+    /// Unreachable: 502; no head within `response_timeout_ms`: 504; a redirect: 502 (never
+    /// followed); no free upstream slot within `connect_timeout_ms`: 503 (shed).
+    ///
+    /// The answer holds one of `limits.max_upstream_connections` slots until it is dropped.
     pub async fn send(
         &self,
         provider: Provider,
@@ -125,7 +140,16 @@ impl Upstreams {
         client_headers: &HeaderMap,
         body: Bytes,
         extra_headers: &[(HeaderName, HeaderValue)],
-    ) -> Result<reqwest::Response, ProxyError> {
+    ) -> Result<UpstreamResponse, ProxyError> {
+        let slot = match tokio::time::timeout(self.slot_wait, Arc::clone(&self.slots).acquire_owned()).await {
+            Ok(Ok(p)) => p,
+            _ => {
+                return Err(ProxyError::Overloaded(format!(
+                    "all {} upstream connections are busy (limits.max_upstream_connections); retry shortly",
+                    self.slots_max()
+                )))
+            }
+        };
         let t = match provider {
             Provider::OpenAi => &self.openai,
             Provider::Anthropic => &self.anthropic,
@@ -163,8 +187,45 @@ impl Upstreams {
             Ok(Err(e)) => {
                 Err(ProxyError::BadGateway(format!("the {provider} upstream could not be reached: {}", describe(&e))))
             }
-            Ok(Ok(r)) => Ok(r),
+            Ok(Ok(r)) if r.status().is_redirection() => {
+                let to = r.headers().get(http::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+                Err(ProxyError::BadGateway(format!(
+                    "the {provider} upstream answered {} (a redirect{}), which Warden does not follow: \
+                     a redirect would send the request and its credentials to a host that is not configured; \
+                     point upstreams.{provider}.url at the final address",
+                    r.status(),
+                    if to.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" to `{}`", to.chars().take(200).collect::<String>())
+                    },
+                )))
+            }
+            Ok(Ok(r)) => Ok(UpstreamResponse { inner: r, _slot: slot }),
         }
+    }
+
+    fn slots_max(&self) -> usize {
+        self.max_slots
+    }
+}
+
+/// An upstream answer, holding its upstream slot until it is dropped.
+pub struct UpstreamResponse {
+    inner: reqwest::Response,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl std::ops::Deref for UpstreamResponse {
+    type Target = reqwest::Response;
+    fn deref(&self) -> &reqwest::Response {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for UpstreamResponse {
+    fn deref_mut(&mut self) -> &mut reqwest::Response {
+        &mut self.inner
     }
 }
 

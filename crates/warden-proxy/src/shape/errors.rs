@@ -68,6 +68,7 @@ impl ErrorShape {
                     StatusCode::PAYLOAD_TOO_LARGE => "request_too_large",
                     StatusCode::GATEWAY_TIMEOUT => "timeout_error",
                     StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
+                    StatusCode::SERVICE_UNAVAILABLE => "overloaded_error",
                     s if s.is_server_error() => "api_error",
                     _ => "invalid_request_error",
                 };
