@@ -79,22 +79,25 @@ impl Detector for ClassifierDetector {
 /// only the sentence being written is held back.
 struct SentenceScanner {
     detector: ClassifierDetector,
+    /// The sentence being written: the text after the last judged byte (a window, never the
+    /// whole text).
     text: String,
-    /// Bytes of `text` already judged.
+    /// Bytes of the whole text already judged (and forgotten).
     judged: usize,
     /// A failure not yet taken by the judge (see [`StreamScanner::take_error`]).
     failed: Option<DetectorError>,
 }
 
 impl SentenceScanner {
-    fn judge(&mut self, end: usize) -> Vec<Hit> {
-        let window = &self.text[self.judged..end];
-        let span = self.judged..end;
-        self.judged = end;
+    /// Judges the first `len` bytes of the window (whole sentences), then forgets them.
+    fn judge(&mut self, len: usize) -> Vec<Hit> {
+        let window: String = self.text.drain(..len).collect();
+        let span = self.judged..self.judged + len;
+        self.judged += len;
         if window.trim().is_empty() {
             return Vec::new();
         }
-        match self.detector.hits(normalize(window).text(), span) {
+        match self.detector.hits(normalize(&window).text(), span) {
             Ok(h) => h,
             Err(e) => {
                 self.failed = Some(e);
@@ -113,11 +116,12 @@ fn sentence_end(s: &str) -> Option<usize> {
 
 impl StreamScanner for SentenceScanner {
     fn push(&mut self, piece: &str) -> Vec<Hit> {
+        // Only the new piece can hold the end of a sentence: the window before it had none.
+        let before = self.text.len();
         self.text.push_str(piece);
-        let pending = &self.text[self.judged..];
-        let end = match sentence_end(pending) {
-            Some(e) => Some(self.judged + e),
-            None if pending.len() >= MAX_WINDOW => Some(self.text.len()),
+        let end = match sentence_end(piece) {
+            Some(e) => Some(before + e),
+            None if self.text.len() >= MAX_WINDOW => Some(self.text.len()),
             None => None,
         };
         end.map_or_else(Vec::new, |e| self.judge(e))

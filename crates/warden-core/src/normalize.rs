@@ -219,6 +219,21 @@ impl Normalizer {
         &self.out
     }
 
+    /// Forgets the normalised text before byte `index` (moved down to a character boundary), so
+    /// that a stream keeps a window, not the whole text. Returns how many bytes were forgotten:
+    /// later normalised offsets are relative to what is left; original offsets are unchanged.
+    pub fn forget_before(&mut self, index: usize) -> usize {
+        let text = &mut self.out.text;
+        let mut i = index.min(text.len());
+        while i > 0 && !text.is_char_boundary(i) {
+            i -= 1;
+        }
+        text.drain(..i);
+        self.out.starts.drain(..i);
+        self.out.ends.drain(..i);
+        i
+    }
+
     /// Takes the result.
     pub fn finish(self) -> Normalized {
         self.out

