@@ -306,6 +306,7 @@ async fn exchange(
     let resp = shared.upstreams.send(g.provider, parts.method.clone(), &pq, &parts.headers, upstream_body, &[]).await?;
     let status = resp.status();
     rec.data().upstream_status = Some(status.as_u16());
+    undecodable(resp.headers())?;
     let headers = upstream::filter_headers(resp.headers(), &["content-encoding", "content-length"]);
     // A stream only if the client asked for one: an answer labelled as a stream to a request
     // for a whole answer is judged whole (the client will read it whole).
@@ -831,9 +832,24 @@ async fn passthrough(
     let resp = shared.upstreams.send(provider, parts.method.clone(), &pq, &parts.headers, raw, &[]).await?;
     let status = resp.status();
     rec.data().upstream_status = Some(status.as_u16());
-    let headers = upstream::filter_headers(resp.headers(), &["content-encoding", "content-length"]);
+    // The body goes out as it came, so its `Content-Encoding` does too (an encoding the client
+    // decodes itself; gzip, deflate and brotli were decoded on the way in, and their header gone).
+    let headers = upstream::filter_headers(resp.headers(), &["content-length"]);
     let body = read_upstream(resp, limits).await?;
     Ok(response(status, headers, full(body), Action::Allow))
+}
+
+/// Refuses an upstream answer in an encoding Warden cannot decode for inspection (the upstream
+/// client decodes gzip, deflate and brotli itself, and removes their header).
+fn undecodable(headers: &HeaderMap) -> Result<(), ProxyError> {
+    match headers.get(http::header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()) {
+        Some(e) if !e.trim().eq_ignore_ascii_case("identity") => Err(ProxyError::BadGateway(format!(
+            "the upstream answered in Content-Encoding `{}`, which Warden cannot decode to inspect; \
+             it was asked for `identity`",
+            e.chars().take(64).collect::<String>()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
