@@ -192,11 +192,25 @@ const SELECTION_CACHE_CAP: usize = 4096;
 /// A selection: the (policy, rule) indices that apply, cheap detectors first.
 type Selection = Arc<[(u32, u32)]>;
 
-/// Remembered selections, by phase, provider, route, model and tenant. Header matchers are
-/// checked per request.
+/// Remembered selections, by a keyed 128-bit hash of phase, provider, route, model and tenant
+/// (never the strings themselves: they come from clients). Header matchers are checked per
+/// request.
 #[derive(Debug, Default)]
 struct SelectionCache {
-    map: RwLock<HashMap<String, Selection>>,
+    map: RwLock<HashMap<u128, Selection>>,
+    hasher: Hash128,
+}
+
+/// A keyed 128-bit hash (two independent `RandomState`s): nobody can aim for a collision, and
+/// none happens by chance.
+#[derive(Debug, Default)]
+struct Hash128(std::hash::RandomState, std::hash::RandomState);
+
+impl Hash128 {
+    fn hash(&self, v: impl std::hash::Hash + Copy) -> u128 {
+        use std::hash::BuildHasher;
+        (u128::from(self.0.hash_one(v)) << 64) | u128::from(self.1.hash_one(v))
+    }
 }
 
 /// Every policy of a directory, compiled, with the digest of the files behind it.
@@ -215,8 +229,8 @@ pub struct PolicySet {
 /// its cache with it.
 #[derive(Debug, Default)]
 struct CleanCache {
-    seen: RwLock<std::collections::HashSet<u64>>,
-    hasher: std::hash::RandomState,
+    seen: RwLock<std::collections::HashSet<u128>>,
+    hasher: Hash128,
 }
 
 /// Fragments longer than this are not remembered as clean.
@@ -225,9 +239,8 @@ const CLEAN_MAX_LEN: usize = 256;
 const CLEAN_MAX_ENTRIES: usize = 65_536;
 
 impl CleanCache {
-    fn key(&self, phase: Phase, target: &Target<'_>, role: Role, text: &str) -> u64 {
-        use std::hash::BuildHasher;
-        self.hasher.hash_one((
+    fn key(&self, phase: Phase, target: &Target<'_>, role: Role, text: &str) -> u128 {
+        self.hasher.hash((
             phase.as_str(),
             target.provider.as_str(),
             target.route,
@@ -263,8 +276,13 @@ impl PolicySet {
 
     /// The (policy, rule) indices that apply, ignoring header matchers; remembered.
     fn selection(&self, phase: Phase, target: &Target<'_>) -> Selection {
-        let key =
-            format!("{}\0{}\0{}\0{}\0{}", phase.as_str(), target.provider, target.route, target.model, target.tenant);
+        let key = self.selections.hasher.hash((
+            phase.as_str(),
+            target.provider.as_str(),
+            target.route,
+            target.model,
+            target.tenant,
+        ));
         if let Some(hit) = self.selections.map.read().ok().and_then(|m| m.get(&key).cloned()) {
             return hit;
         }
@@ -344,7 +362,7 @@ impl PolicySet {
         // Fragments judged clean before under the same rules are not judged again. A policy that
         // matches on headers makes the rules depend on more than the key says: no cache then.
         let cacheable = !self.policies.iter().any(|p| p.matcher.has_header_matchers());
-        let keys: Vec<Option<u64>> = texts
+        let keys: Vec<Option<u128>> = texts
             .iter()
             .enumerate()
             .map(|(i, &(role, t))| {
@@ -396,7 +414,7 @@ impl PolicySet {
         if complete && decision.hits.iter().all(|h| h.error.is_none()) {
             let found: std::collections::HashSet<usize> =
                 decision.hits.iter().flat_map(|h| h.findings.iter().map(|f| f.segment)).collect();
-            let fresh: Vec<u64> = keys
+            let fresh: Vec<u128> = keys
                 .iter()
                 .enumerate()
                 .filter(|(i, k)| k.is_some() && !known_clean[*i] && !found.contains(i))
