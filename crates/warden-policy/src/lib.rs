@@ -40,5 +40,5 @@ pub mod testing;
 pub mod yamlpos;
 
 pub use load::{LoadError, LoadErrors, LoadOptions};
-pub use set::{Policy, PolicySet, Rule, Target};
+pub use set::{Policy, PolicySet, Rule, Split, Target};
 pub use stream::TextJudge;

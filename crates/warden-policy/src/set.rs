@@ -185,6 +185,18 @@ pub struct Policy {
     pub source: PathBuf,
 }
 
+/// How the texts given to [`PolicySet::evaluate_split`] divide: whole documents first (every
+/// rule judges them), then fragments from `fragments_from` (swept fields, identifiers, keys:
+/// structural rules skip them), then from `structure_from` texts for structural rules only (the
+/// raw JSON of an answer whose decoded strings are among the documents).
+#[derive(Debug, Clone, Copy)]
+pub struct Split {
+    /// The first fragment.
+    pub fragments_from: usize,
+    /// The first text for structural rules only.
+    pub structure_from: usize,
+}
+
 /// How many selections a policy set remembers before it forgets them all. Model and tenant names
 /// come from clients, so the cache is bounded.
 const SELECTION_CACHE_CAP: usize = 4096;
@@ -357,6 +369,21 @@ impl PolicySet {
         fragments_from: usize,
         deadline: Option<Instant>,
     ) -> Decision {
+        let split = Split { fragments_from, structure_from: texts.len() };
+        self.evaluate_split(phase, target, texts, split, deadline)
+    }
+
+    /// Like [`PolicySet::evaluate_parts`], with texts for structural rules only at the end (see
+    /// [`Split`]).
+    pub fn evaluate_split(
+        &self,
+        phase: Phase,
+        target: &Target<'_>,
+        texts: &[(Role, &str)],
+        split: Split,
+        deadline: Option<Instant>,
+    ) -> Decision {
+        let Split { fragments_from, structure_from } = split;
         let started = Instant::now();
         let mut decision = Decision::allow(phase, &self.digest);
         // Fragments judged clean before under the same rules are not judged again. A policy that
@@ -366,7 +393,7 @@ impl PolicySet {
             .iter()
             .enumerate()
             .map(|(i, &(role, t))| {
-                (cacheable && i >= fragments_from && t.len() <= CLEAN_MAX_LEN)
+                (cacheable && (fragments_from..structure_from).contains(&i) && t.len() <= CLEAN_MAX_LEN)
                     .then(|| self.clean.key(phase, target, role, t))
             })
             .collect();
@@ -390,7 +417,11 @@ impl PolicySet {
             let mut error = None;
             let structural = is_structural(rule);
             for (i, (role, _)) in texts.iter().enumerate() {
-                if !rule.roles.contains(role) || (structural && i >= fragments_from) || known_clean[i] {
+                let judged = match structural {
+                    true => i < fragments_from || i >= structure_from,
+                    false => i < structure_from,
+                };
+                if !rule.roles.contains(role) || !judged || known_clean[i] {
                     continue;
                 }
                 if rule.detector.cost() > warden_core::Cost::Inline && deadline.is_some_and(|d| Instant::now() >= d) {

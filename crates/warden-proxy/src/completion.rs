@@ -19,8 +19,13 @@ pub struct Texts {
     pub texts: Vec<CompletionText>,
     /// The object keys (the last text, if any), for writing redactions back.
     pub keys: KeyText,
-    /// How many texts the shape knew (the rest are swept fragments).
+    /// How many texts the shape knew as plain text (the rest, its JSON texts by their decoded
+    /// strings and the swept fragments, are not judged by structural rules).
     pub known: usize,
+    /// Where the texts for structural rules only begin: the raw JSON of each known JSON text
+    /// (an answer that is a JSON document, tool-call arguments), which the other rules judge
+    /// by its decoded strings.
+    pub structure_from: usize,
 }
 
 impl Texts {
@@ -30,14 +35,36 @@ impl Texts {
     }
 }
 
-/// Collects the texts of a completion body.
+/// Collects the texts of a completion body: the shape's own texts, then its JSON texts (an
+/// answer that is a JSON document, tool-call arguments) by their decoded strings, then the swept
+/// fragments, then the raw JSON of those JSON texts for structural rules only (a JSON Schema
+/// judges the document, the other rules the strings a client decodes from it).
 pub fn texts(shape: &dyn Shape, json: &Value) -> Texts {
-    let mut texts = shape.completion_texts(json);
+    let all = shape.completion_texts(json);
+    let covered: HashSet<String> = all.iter().flat_map(|t| t.pointers()).map(str::to_string).collect();
+    let (mut texts, decoded): (Vec<_>, Vec<_>) =
+        all.into_iter().partition(|t| !matches!(t.place, TextPlace::Json { .. }));
     let known = texts.len();
-    let covered: HashSet<String> = texts.iter().flat_map(|t| t.pointers()).map(str::to_string).collect();
+    let raw: Vec<CompletionText> = decoded
+        .iter()
+        .filter_map(|t| match &t.place {
+            TextPlace::Json { pointer, raw, .. } => Some(CompletionText::string(raw, pointer.clone(), t.choice)),
+            _ => None,
+        })
+        .collect();
+    texts.extend(decoded);
     let (swept, keys) = sweep::sweep_completion(json, &covered, &|p| shape.choice_of(json, p));
     texts.extend(swept);
-    Texts { texts, keys, known }
+    let structure_from = texts.len();
+    texts.extend(raw);
+    Texts { texts, keys, known, structure_from }
+}
+
+impl Texts {
+    /// How the texts divide for [`warden_policy::PolicySet::evaluate_split`].
+    pub fn split(&self) -> warden_policy::Split {
+        warden_policy::Split { fragments_from: self.known, structure_from: self.structure_from }
+    }
 }
 
 /// Writes a completion decision into the body: withheld choices, blanked texts, redactions.
@@ -80,5 +107,60 @@ pub fn apply(shape: &dyn Shape, json: &mut Value, all: &Texts, d: &Decision) {
         // holds its original text alone, so redactions elsewhere still land.
         let spans = d.redactions(i);
         sweep::write_completion(json, t, &spans, Some(keys));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warden_core::Phase;
+    use warden_policy::{PolicySet, Target};
+
+    /// A JSON Schema rule judges a structured answer as the document it is (its raw JSON), while
+    /// the other rules judge the strings a client decodes from it, and nothing else of the body
+    /// (ids, the model, keys) is held against the schema.
+    #[test]
+    fn a_schema_rule_judges_a_json_answer_as_a_document() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("p.yaml"),
+            r#"
+name: shape
+rules:
+  - id: answer-shape
+    phases: [completion]
+    roles: [assistant]
+    action: block
+    schema: { inline: { type: object, required: [answer], properties: { answer: { type: string } }, additionalProperties: false } }
+  - id: word
+    phases: [completion]
+    action: block
+    phrases: { list: ["forbidden word"] }
+"#,
+        )
+        .unwrap();
+        let set = PolicySet::load(dir.path()).unwrap();
+        let t = Target {
+            provider: warden_core::Provider::OpenAi,
+            route: "/v1/chat/completions",
+            model: "m",
+            tenant: "t",
+            headers: &[],
+        };
+        let body = |content: &str| {
+            serde_json::json!({"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-x",
+                "choices":[{"index":0,"message":{"role":"assistant","content":content,"refusal":null},"finish_reason":"stop"}]})
+        };
+        for (content, blocked) in [
+            (r#"{"answer":"ok"}"#, false),
+            (r#"{"other":"ok"}"#, true),
+            // The escape hides the phrase from the raw text, not from the decoded strings.
+            (r#"{"answer":"forbidden w\u006frd"}"#, true),
+        ] {
+            let json = body(content);
+            let texts = texts(&crate::shape::OPENAI_CHAT, &json);
+            let d = set.evaluate_split(Phase::Completion, &t, &texts.pairs(), texts.split(), None);
+            assert_eq!(d.action == Action::Block, blocked, "{content}: {:?}", d.hits);
+        }
     }
 }

@@ -6,14 +6,15 @@
 //!
 //! | stage | module |
 //! | --- | --- |
-//! | listen | [`server`] (HTTP/1.1 and h2c, head limits) |
+//! | listen | [`server`] (HTTP/1.1 and h2c; connection count, head, idle and write time) |
+//! | layers | [`layers`] (request id, record, admission and load shedding, total deadline) |
 //! | route | [`route`] (path to API shape and upstream) |
 //! | decode | [`body`] (size, time, type, encoding), [`shape`] (one file per API shape: JSON to segments, and back) |
 //! | guard(prompt) | `warden_policy::PolicySet::evaluate`, called from [`proxy`] |
 //! | forward | [`upstream`] |
 //! | guard(completion) | [`completion`] for whole answers, [`stream_guard`] (with [`sse`]) for streams |
 //! | respond | [`respond`] (provider-shaped errors and refusals) |
-//! | record | [`record`] |
+//! | record | [`record`] (started by its layer, emitted when the request is over) |
 //!
 //! [`proxy::handle`] runs them in that order; [`run`] starts everything.
 #![deny(missing_docs)]
@@ -24,6 +25,7 @@ pub mod channel;
 pub mod completion;
 pub mod config;
 pub mod json;
+pub mod layers;
 pub mod proxy;
 pub mod record;
 pub mod respond;
@@ -40,6 +42,7 @@ use proxy::Shared;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use tower::ServiceExt;
 use warden_policy::{LoadOptions, PolicySet};
 
 pub use config::Config;
@@ -124,7 +127,8 @@ pub async fn run(config: Config, ready: impl FnOnce(SocketAddr)) -> Result<(), S
     ready(addr);
     spawn_reload_on_sighup(Arc::clone(&shared));
     let limits = shared.config.limits.clone();
-    server::serve(listener, &limits, move |req| proxy::handle(Arc::clone(&shared), req), shutdown_signal()).await;
+    let svc = layers::proxy_service(shared);
+    server::serve(listener, &limits, move |req| svc.clone().oneshot(req), shutdown_signal()).await;
     Ok(())
 }
 

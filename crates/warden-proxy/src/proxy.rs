@@ -26,9 +26,8 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::OwnedSemaphorePermit;
 use warden_core::{Action, Decision, Mode, Phase, Provider, Role, RuleHit, Segment};
-use warden_policy::{PolicySet, Target};
+use warden_policy::{PolicySet, Split, Target};
 
 /// What every request shares: the configuration, the active policy set (swapped atomically on
 /// reload) and the upstream connection pool.
@@ -54,8 +53,8 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Evaluates `phase` of a request; the texts from `fragments_from` on are swept fragments
-    /// (see `PolicySet::evaluate_parts`). When a costly detector (classifier, plugin) applies, the
+    /// Evaluates `phase` of a request; `split` says which texts are swept fragments and which
+    /// are for structural rules only (see `PolicySet::evaluate_split`). When a costly detector (classifier, plugin) applies, the
     /// request first waits for a permit of the detector pool, then evaluates on its own thread
     /// while the runtime moves other tasks elsewhere, so slow detectors never stall the proxy.
     ///
@@ -68,16 +67,16 @@ impl Shared {
         phase: Phase,
         target: &Target<'_>,
         texts: &[(Role, &str)],
-        fragments_from: usize,
+        split: Split,
     ) -> Result<Decision, ProxyError> {
         if !policies.has_costly(phase, target) {
-            return Ok(policies.evaluate_parts(phase, target, texts, fragments_from, None));
+            return Ok(policies.evaluate_split(phase, target, texts, split, None));
         }
         let permit = self.detector_permit().await?;
         let budget = Limits::ms(self.config.limits.detector_budget_ms);
         Ok(on_thread(permit, || {
             let deadline = std::time::Instant::now() + budget;
-            policies.evaluate_parts(phase, target, texts, fragments_from, Some(deadline))
+            policies.evaluate_split(phase, target, texts, split, Some(deadline))
         }))
     }
 
@@ -157,28 +156,17 @@ fn set_decision(r: &mut Response<ProxyBody>, a: Action) {
     r.headers_mut().insert(DECISION_HEADER, HeaderValue::from_static(a.as_str()));
 }
 
-/// Serves one request. Never fails: every error becomes an answer in the provider's shape.
+/// The spine: serves one request, from route to respond. Never fails: every error becomes an
+/// answer in the provider's shape. The layers around it ([`crate::layers`]) give it the request
+/// id, the record and the error shape, and take care of admission and the total deadline.
 pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
-    let request_id = format!("req_{}", uuid::Uuid::new_v4().simple());
-    let http1 = req.version() < http::Version::HTTP_2;
-    let path = req.uri().path().to_string();
-    let errors = route::error_shape(route::provider_hint(&route::decode_unreserved(&path), req.headers()));
-    let mut record = Record::start(request_id.clone(), req.method().as_str(), &path);
-    let total = Limits::ms(shared.config.limits.total_timeout_ms);
-    // Admission: past `max_in_flight`, a request is shed at once, before anything is read.
-    let result = match Arc::clone(&shared.in_flight).try_acquire_owned() {
-        Err(_) => Err(ProxyError::Overloaded(format!(
-            "Warden is at capacity ({} requests in flight, limits.max_in_flight); retry shortly",
-            shared.config.limits.max_in_flight
-        ))),
-        Ok(slot) => match tokio::time::timeout(total, exchange(&shared, req, &mut record, slot)).await {
-            Ok(r) => r,
-            Err(_) => Err(ProxyError::GatewayTimeout(format!(
-                "the exchange took longer than {total:?} (limits.total_timeout_ms)"
-            ))),
-        },
+    let record = match req.extensions().get::<Record>() {
+        Some(r) => r.clone(),
+        None => Record::start(String::new(), req.method().as_str(), req.uri().path()),
     };
-    let mut resp = match result {
+    let errors = req.extensions().get::<ErrorShape>().copied().unwrap_or(ErrorShape::OpenAi);
+    let http1 = req.version() < http::Version::HTTP_2;
+    Ok(match exchange(&shared, req, &record).await {
         Ok(r) => r,
         Err(e) => {
             let outcome = match e {
@@ -187,23 +175,9 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Respo
                 _ => "rejected",
             };
             record.fail(outcome, e.to_string());
-            let mut r = e.to_response(errors);
-            r.headers_mut().insert(DECISION_HEADER, HeaderValue::from_static("error"));
-            if http1 {
-                // The request body may be unread: the connection cannot be reused safely.
-                r.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            r
+            respond::error_response(&e, errors, http1)
         }
-    };
-    if record.data().status == 0 {
-        record.data().status = resp.status().as_u16();
-    }
-    record.finish("answered");
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert(REQUEST_ID_HEADER, v);
-    }
-    Ok(resp)
+    })
 }
 
 /// The tenant: the configured header's value, else a hash of the API key (never the key), else
@@ -239,12 +213,7 @@ fn parse_json(raw: &[u8]) -> Result<Value, ProxyError> {
 
 /// The stages of one guarded request: route, decode, guard(prompt), forward, guard(completion),
 /// respond. The record is filled in as it goes.
-async fn exchange(
-    shared: &Shared,
-    req: Request<Incoming>,
-    rec: &mut Record,
-    slot: OwnedSemaphorePermit,
-) -> Result<Response<ProxyBody>, ProxyError> {
+async fn exchange(shared: &Shared, req: Request<Incoming>, rec: &Record) -> Result<Response<ProxyBody>, ProxyError> {
     let started = std::time::Instant::now();
     let (parts, body) = req.into_parts();
     let limits = &shared.config.limits;
@@ -270,7 +239,7 @@ async fn exchange(
     let (request, keys, known) = decode(shape, &g.info, &json, limits)?;
     let tenant = tenant(&parts.headers, &shared.config.tenant_header);
     {
-        let d = rec.data();
+        let mut d = rec.data();
         d.model = Some(request.model.clone());
         d.tenant = Some(tenant.clone());
         d.stream = request.stream;
@@ -285,7 +254,8 @@ async fn exchange(
 
     // guard(prompt)
     let texts: Vec<(Role, &str)> = request.segments.iter().map(|s| (s.role, s.text.as_str())).collect();
-    let mut prompt = shared.evaluate(&policies, Phase::Prompt, &target, &texts, known).await?;
+    let split = Split { fragments_from: known, structure_from: texts.len() };
+    let mut prompt = shared.evaluate(&policies, Phase::Prompt, &target, &texts, split).await?;
     flag_unseen(&shared.config, &request, &mut prompt);
     rec.data().prompt = Some((&prompt).into());
     rec.data().policy_digest = Some(policies.digest().to_string());
@@ -346,7 +316,8 @@ async fn exchange(
         };
         rec.data().status = status.as_u16();
         let pool = costly.then(|| Arc::clone(&shared.detector_pool));
-        tokio::spawn(pump(resp, guard, pool, tx, rec.take(), bounds, slot));
+        rec.streaming();
+        tokio::spawn(pump(resp, guard, pool, tx, rec.clone(), bounds));
         return Ok(response(status, headers, body.boxed(), prompt.action));
     }
 
@@ -602,7 +573,7 @@ async fn guard_completion(
     let mut json: Value = crate::json::parse(&body)
         .map_err(|_| ProxyError::BadGateway("the upstream's answer is not JSON, so it cannot be inspected".into()))?;
     let texts = completion::texts(shape, &json);
-    let d = shared.evaluate(policies, Phase::Completion, target, &texts.pairs(), texts.known).await?;
+    let d = shared.evaluate(policies, Phase::Completion, target, &texts.pairs(), texts.split()).await?;
     if d.action < Action::Redact {
         return Ok((body, d));
     }
@@ -631,7 +602,8 @@ async fn guard_error_body(
         Ok(mut json) => {
             let (texts, keys) = sweep::sweep_completion(&json, &HashSet::new(), &|_| None);
             let pairs: Vec<(Role, &str)> = texts.iter().map(|t| (Role::Assistant, t.text.as_str())).collect();
-            let d = shared.evaluate(policies, Phase::Completion, target, &pairs, 0).await?;
+            let split = Split { fragments_from: 0, structure_from: pairs.len() };
+            let d = shared.evaluate(policies, Phase::Completion, target, &pairs, split).await?;
             if let Some(hit) = d.blocking_hit() {
                 return Ok((withheld(hit), d));
             }
@@ -653,8 +625,10 @@ async fn guard_error_body(
         }
         Err(_) => {
             let text = String::from_utf8_lossy(&body).into_owned();
-            let d =
-                shared.evaluate(policies, Phase::Completion, target, &[(Role::Assistant, text.as_str())], 0).await?;
+            let split = Split { fragments_from: 0, structure_from: 1 };
+            let d = shared
+                .evaluate(policies, Phase::Completion, target, &[(Role::Assistant, text.as_str())], split)
+                .await?;
             if let Some(hit) = d.blocking_hit() {
                 return Ok((withheld(hit), d));
             }
@@ -694,9 +668,8 @@ async fn pump(
     mut guard: StreamGuard,
     pool: Option<Arc<tokio::sync::Semaphore>>,
     tx: tokio::sync::mpsc::Sender<Bytes>,
-    mut rec: Record,
+    rec: Record,
     b: StreamBounds,
-    _slot: OwnedSemaphorePermit,
 ) {
     let mut carried = 0usize;
     let mut spent = Duration::ZERO;
@@ -706,7 +679,7 @@ async fn pump(
         let next = tokio::select! {
             biased;
             _ = tx.closed() => {
-                stop = Some(("client_gone", "the client disconnected mid-stream".into()));
+                stop = Some(("client_gone", "the client went away mid-stream, or stopped reading it for limits.write_timeout_ms".into()));
                 break;
             }
             next = tokio::time::timeout(wait, resp.chunk()) => next,
@@ -765,7 +738,10 @@ async fn pump(
             match tokio::time::timeout(b.write.min(left), tx.send(batch)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => {
-                    stop.get_or_insert(("client_gone", "the client disconnected mid-stream".into()));
+                    stop.get_or_insert((
+                        "client_gone",
+                        "the client went away mid-stream, or stopped reading it for limits.write_timeout_ms".into(),
+                    ));
                     break;
                 }
                 Err(_) => {
@@ -790,7 +766,7 @@ async fn pump(
         rec.finish("refused");
     }
     rec.finish("answered");
-    let d = rec.data();
+    let mut d = rec.data();
     d.completion = Some(guard.decision().into());
     d.withheld_bytes = guard.withheld_bytes();
     d.unknown_events = guard.unknown_events();
@@ -822,7 +798,7 @@ async fn passthrough(
     provider: Provider,
     parts: http::request::Parts,
     body: Incoming,
-    rec: &mut Record,
+    rec: &Record,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let limits = &shared.config.limits;
     rec.data().provider = Some(provider.as_str());

@@ -1,13 +1,16 @@
 //! The `record` stage: one structured line per request, written when the request is over,
-//! whichever way it ended (answered, refused, failed, or the client went away). Nothing is lost:
-//! the record is emitted when it is dropped, so a request that ends by a panic or a vanished
-//! client is recorded too.
+//! whichever way it ended (answered, refused, failed, shed, cut, or the client went away).
+//! Nothing is lost: the record is emitted when its last handle is dropped, so a request that
+//! ends by a panic or a vanished client is recorded too. The record layer
+//! ([`crate::layers::record`]) starts it; the layers inside and the spine fill it in.
 //!
 //! A record never holds prompt or completion text, an API key or an `Authorization` header: it
 //! holds the decision (policies, rules, detectors, labels of what matched, byte spans) and the
 //! tenant, which is a header value or a hash of the key.
 
+use parking_lot::{MappedMutexGuard, Mutex, MutexGuard};
 use serde::Serialize;
+use std::sync::Arc;
 use std::time::Instant;
 use warden_core::{Action, Decision};
 
@@ -122,55 +125,69 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
-/// A record in progress; emitted when dropped.
-pub struct Record {
+/// A record in progress, shared by the layers and the stage that fills it in (the stream's task,
+/// for a streamed answer); emitted when the last handle is dropped.
+#[derive(Clone)]
+pub struct Record(Arc<Mutex<Open>>);
+
+/// The record's data and when its request began.
+struct Open {
     data: RecordData,
     started: Instant,
-    /// Moved to another owner by [`Record::take`]: this one emits nothing.
-    detached: bool,
+    /// The outcome is decided later, by the task that streams the answer.
+    streaming: bool,
 }
 
 impl Record {
     /// Starts the record of a request.
     pub fn start(request_id: String, method: &str, path: &str) -> Self {
-        Record {
-            data: RecordData { request_id, method: method.to_string(), path: path.to_string(), ..Default::default() },
-            started: Instant::now(),
-            detached: false,
+        let data = RecordData { request_id, method: method.to_string(), path: path.to_string(), ..Default::default() };
+        Record(Arc::new(Mutex::new(Open { data, started: Instant::now(), streaming: false })))
+    }
+
+    /// The data, to fill in. Hold the guard for a statement, never across an `.await`.
+    pub fn data(&self) -> MappedMutexGuard<'_, RecordData> {
+        MutexGuard::map(self.0.lock(), |o| &mut o.data)
+    }
+
+    /// Hands the outcome to the task that streams the answer: [`Record::answered`] leaves it
+    /// alone from now on.
+    pub fn streaming(&self) {
+        self.0.lock().streaming = true;
+    }
+
+    /// The response left Warden: sets the status sent, and the outcome `answered` unless one is
+    /// set already or a stream still decides it.
+    pub fn answered(&self, status: u16) {
+        let mut o = self.0.lock();
+        if o.data.status == 0 {
+            o.data.status = status;
+        }
+        if !o.streaming && o.data.outcome.is_empty() {
+            o.data.outcome = "answered";
         }
     }
 
-    /// The data, to fill in.
-    pub fn data(&mut self) -> &mut RecordData {
-        &mut self.data
-    }
-
-    /// Moves the record out (to the task that streams the answer); this one emits nothing.
-    pub fn take(&mut self) -> Record {
-        let data = std::mem::take(&mut self.data);
-        self.detached = true;
-        Record { data, started: self.started, detached: false }
-    }
-
     /// Sets the outcome unless one is set already (a refusal or failure stays).
-    pub fn finish(&mut self, outcome: &'static str) {
-        if self.data.outcome.is_empty() {
-            self.data.outcome = outcome;
+    pub fn finish(&self, outcome: &'static str) {
+        let mut o = self.0.lock();
+        if o.data.outcome.is_empty() {
+            o.data.outcome = outcome;
         }
     }
 
     /// Marks the request failed.
-    pub fn fail(&mut self, outcome: &'static str, error: impl Into<String>) {
-        let d = self.data();
+    pub fn fail(&self, outcome: &'static str, error: impl Into<String>) {
+        let mut d = self.data();
         d.outcome = outcome;
         d.error = Some(error.into());
     }
 }
 
-impl Drop for Record {
+impl Drop for Open {
     fn drop(&mut self) {
         // Serialise only if the line will be written (`WARDEN_LOG=warn` turns records off).
-        if self.detached || !tracing::enabled!(target: "warden::record", tracing::Level::INFO) {
+        if !tracing::enabled!(target: "warden::record", tracing::Level::INFO) {
             return;
         }
         // Never given an outcome: the request's future was dropped, which hyper does when the

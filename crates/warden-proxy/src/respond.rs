@@ -18,6 +18,37 @@ use warden_core::RuleHit;
 /// The body type of every response Warden sends.
 pub type ProxyBody = BoxBody<Bytes, std::io::Error>;
 
+/// A body that holds `guard` (a slot, a counter) until hyper drops it: when the body has been
+/// sent, or the client went away.
+pub fn holding<G: Send + Sync + Unpin + 'static>(body: ProxyBody, guard: G) -> ProxyBody {
+    Holding { body, _guard: guard }.boxed()
+}
+
+struct Holding<G> {
+    body: ProxyBody,
+    _guard: G,
+}
+
+impl<G: Unpin> hyper::body::Body for Holding<G> {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// A whole body.
 pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
     Full::new(bytes.into()).map_err(|never| match never {}).boxed()
@@ -111,6 +142,18 @@ impl ProxyError {
         }
         r
     }
+}
+
+/// The answer to a request that failed before a decision: the error in the provider's shape,
+/// `x-warden-decision: error`, and on HTTP/1.1 `Connection: close` (the request body may be
+/// unread, so the connection cannot be reused safely).
+pub fn error_response(e: &ProxyError, shape: ErrorShape, http1: bool) -> Response<ProxyBody> {
+    let mut r = e.to_response(shape);
+    r.headers_mut().insert(crate::proxy::DECISION_HEADER, HeaderValue::from_static("error"));
+    if http1 {
+        r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    r
 }
 
 /// The refusal of a blocked prompt, in the shape's family's form.

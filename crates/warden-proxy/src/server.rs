@@ -16,10 +16,9 @@
 //! Accept errors (out of descriptors, usually) back off instead of spinning.
 
 use crate::config::Limits;
-use crate::respond::ProxyBody;
+use crate::respond::{holding, ProxyBody};
 use http::{Request, Response};
-use http_body_util::BodyExt;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -151,7 +150,8 @@ impl Connection {
                 let fut = handler(req);
                 async move {
                     let resp = fut.await?;
-                    Ok::<_, Infallible>(resp.map(|b| InFlight { inner: b, _started: started }.boxed()))
+                    // The request counts as in flight until its body is sent (or the client left).
+                    Ok::<_, Infallible>(resp.map(|b| holding(b, started)))
                 }
             })
         };
@@ -236,32 +236,6 @@ impl Drop for Started {
         let a = &self.0;
         a.idle_since_ms.store(a.origin.elapsed().as_millis() as u64, Ordering::Relaxed);
         a.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// A response body that counts as in flight until hyper drops it (sent, or the client left).
-struct InFlight {
-    inner: ProxyBody,
-    _started: Started,
-}
-
-impl Body for InFlight {
-    type Data = bytes::Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 

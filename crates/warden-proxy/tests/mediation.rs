@@ -119,7 +119,7 @@ fn run_whole(shape: &'static dyn Shape, set: &PolicySet, bytes: &[u8]) -> (Vec<u
     let mut json: Value = serde_json::from_slice(bytes).unwrap();
     let texts = completion::texts(shape, &json);
     let t = Target::new(Provider::OpenAi, "/v1/x", "m", "t");
-    let d = set.evaluate_parts(Phase::Completion, &t, &texts.pairs(), texts.known, None);
+    let d = set.evaluate_split(Phase::Completion, &t, &texts.pairs(), texts.split(), None);
     if d.action < Action::Redact {
         return (bytes.to_vec(), d.action);
     }

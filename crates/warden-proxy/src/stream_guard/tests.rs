@@ -211,3 +211,34 @@ fn upstream_failure_drops_held_text_and_ends_with_an_error_event() {
     assert!("Sure, ".starts_with(&got));
     assert_eq!(datas.last().unwrap().pointer("/error/code").and_then(Value::as_str), Some("upstream_error"));
 }
+
+/// A structural rule (JSON Schema) judges a streamed answer as the whole document it is, never
+/// the swept identifiers of its events: a valid answer passes, an invalid one is cut.
+#[test]
+fn a_schema_rule_judges_the_streamed_answer_not_the_event_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        r#"
+name: shape
+rules:
+  - id: answer-shape
+    phases: [completion]
+    roles: [assistant]
+    action: block
+    schema: { inline: { type: object, required: [answer], properties: { answer: { type: string } }, additionalProperties: false } }
+"#,
+    )
+    .unwrap();
+    let set = Arc::new(PolicySet::load(dir.path()).unwrap());
+    for (answer, blocked) in [(r#"{"answer":"ok"}"#, false), (r#"{"other":"ok"}"#, true)] {
+        let mut g =
+            StreamGuard::new(&shape::OPENAI_CHAT, Arc::clone(&set), target(Provider::OpenAi), UnknownEvents::Judge);
+        let bytes = openai_stream(answer, &[3]);
+        let mut out = g.feed(&bytes).send;
+        out.extend(g.finish().send);
+        assert_eq!(g.decision().action == Action::Block, blocked, "{answer}: {:?}", g.decision().hits);
+        let sent: Vec<u8> = out.concat();
+        assert_eq!(sent == bytes, !blocked);
+    }
+}

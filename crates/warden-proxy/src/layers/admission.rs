@@ -1,0 +1,79 @@
+//! The admission layer: at most `limits.max_in_flight` requests are inside Warden at once.
+//! Past it, a request is shed at once, before anything is read: a 503 in the provider's shape
+//! with `Retry-After`, recorded as `shed`. An admitted request holds its slot until its response
+//! body has been sent (a stream holds it to the end).
+
+use crate::record::Record;
+use crate::respond::{error_response, holding, ProxyBody, ProxyError};
+use crate::shape::ErrorShape;
+use http::{Request, Response};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::sync::Semaphore;
+use tower::{Layer, Service};
+
+/// Adds the admission layer over `slots` (`max` of them).
+#[derive(Clone)]
+pub struct AdmissionLayer {
+    slots: Arc<Semaphore>,
+    max: usize,
+}
+
+impl AdmissionLayer {
+    /// Admits at most `max` requests at once, one permit of `slots` each.
+    pub fn new(slots: Arc<Semaphore>, max: usize) -> Self {
+        Self { slots, max }
+    }
+}
+
+impl<S> Layer<S> for AdmissionLayer {
+    type Service = Admission<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Admission { inner, slots: Arc::clone(&self.slots), max: self.max }
+    }
+}
+
+/// See [`AdmissionLayer`].
+#[derive(Clone)]
+pub struct Admission<S> {
+    inner: S,
+    slots: Arc<Semaphore>,
+    max: usize,
+}
+
+impl<S, B> Service<Request<B>> for Admission<S>
+where
+    S: Service<Request<B>, Response = Response<ProxyBody>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
+            let e = ProxyError::Overloaded(format!(
+                "Warden is at capacity ({} requests in flight, limits.max_in_flight); retry shortly",
+                self.max
+            ));
+            if let Some(r) = req.extensions().get::<Record>() {
+                r.fail("shed", e.to_string());
+            }
+            let errors = req.extensions().get::<ErrorShape>().copied().unwrap_or(ErrorShape::OpenAi);
+            let http1 = req.version() < http::Version::HTTP_2;
+            return Box::pin(std::future::ready(Ok(error_response(&e, errors, http1))));
+        };
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let resp = fut.await?;
+            Ok(resp.map(|body| holding(body, slot)))
+        })
+    }
+}

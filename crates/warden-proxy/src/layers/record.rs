@@ -1,0 +1,61 @@
+//! The record layer: starts the request's [`Record`] and works out the provider's error shape
+//! from the path and headers (before anything is routed, so that even a shed or timed-out
+//! request is answered in its client's shape), and, once the response head is ready, sets the
+//! status sent and the outcome `answered` unless a stage set another.
+
+use crate::proxy::REQUEST_ID_HEADER;
+use crate::record::Record;
+use crate::respond::ProxyBody;
+use crate::route;
+use http::{Request, Response};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tower::{Layer, Service};
+
+/// Adds the record layer.
+#[derive(Clone, Copy)]
+pub struct RecordLayer;
+
+impl<S> Layer<S> for RecordLayer {
+    type Service = RecordService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RecordService { inner }
+    }
+}
+
+/// See [`RecordLayer`].
+#[derive(Clone)]
+pub struct RecordService<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for RecordService<S>
+where
+    S: Service<Request<B>, Response = Response<ProxyBody>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let id = req.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let path = req.uri().path().to_string();
+        let record = Record::start(id, req.method().as_str(), &path);
+        let errors = route::error_shape(route::provider_hint(&route::decode_unreserved(&path), req.headers()));
+        req.extensions_mut().insert(record.clone());
+        req.extensions_mut().insert(errors);
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let resp = fut.await?;
+            record.answered(resp.status().as_u16());
+            Ok(resp)
+        })
+    }
+}
