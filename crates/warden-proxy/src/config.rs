@@ -220,7 +220,8 @@ pub struct Limits {
     /// the stream is cut with the provider's error event.
     pub stream_detector_budget_ms: u64,
     /// Upstream bytes one stream may carry; past it, the stream is cut with the provider's error
-    /// event.
+    /// event. An eighth of it bounds the tool-call arguments one stream may carry (they are
+    /// kept whole until the stream ends, decoded, to be judged).
     pub max_stream_bytes: usize,
     /// Largest single SSE event (and so line) from the upstream; past it, the stream is cut.
     pub max_event_bytes: usize,

@@ -305,7 +305,7 @@ async fn exchange(shared: &Shared, req: Request<Incoming>, rec: &Record) -> Resu
             headers: header_pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         let guard = StreamGuard::new(shape, Arc::clone(&policies), target, shared.config.coverage.unknown_events)
-            .bounded(limits.max_event_bytes, limits.max_stream_texts);
+            .bounded(limits.max_event_bytes, limits.max_stream_texts, limits.max_stream_bytes / 8);
         let (tx, body) = channel::channel(32);
         let bounds = StreamBounds {
             idle: Limits::ms(limits.stream_idle_timeout_ms),
@@ -347,13 +347,23 @@ fn decode(
             limits.max_segments
         )));
     }
+    // Checked before the shape copies it anywhere (the body's own `model`, then the one the
+    // shape found, which for Gemini is in the path).
+    let too_long = |model: &str| {
+        (model.len() > limits.max_identifier_bytes).then(|| {
+            ProxyError::BadRequest(format!(
+                "the model name is {} bytes long; Warden accepts at most {} (limits.max_identifier_bytes)",
+                model.len(),
+                limits.max_identifier_bytes
+            ))
+        })
+    };
+    if let Some(e) = json.get("model").and_then(Value::as_str).and_then(too_long) {
+        return Err(e);
+    }
     let mut request = shape.decode(json, info).map_err(|e| ProxyError::BadRequest(e.0))?;
-    if request.model.len() > limits.max_identifier_bytes {
-        return Err(ProxyError::BadRequest(format!(
-            "the model name is {} bytes long; Warden accepts at most {} (limits.max_identifier_bytes)",
-            request.model.len(),
-            limits.max_identifier_bytes
-        )));
+    if let Some(e) = too_long(&request.model) {
+        return Err(e);
     }
     join_parts(&mut request.segments);
     let known = request.segments.len();

@@ -105,7 +105,12 @@ struct HeldPiece {
 struct Held {
     raw: Bytes,
     event: Option<String>,
+    /// The event's data parsed, kept only once changed (a withheld choice blanked); otherwise
+    /// parsed again from `raw` when a redaction needs it, so a held stream costs its bytes, not
+    /// their parsed form.
     json: Option<Value>,
+    /// The data is JSON (an event that could be rewritten).
+    is_json: bool,
     pieces: Vec<HeldPiece>,
     /// The JSON was changed (a withheld choice blanked): re-encode it.
     modified: bool,
@@ -150,6 +155,10 @@ pub struct StreamGuard {
     unknown: usize,
     /// Distinct streamed texts one stream may open (`limits.max_stream_texts`).
     max_texts: usize,
+    /// Bytes of streamed JSON text (tool-call arguments) one stream may carry in all: a JSON
+    /// text is kept whole, raw and decoded, with its offset map.
+    max_json: usize,
+    json_bytes: usize,
     /// Why the stream was cut by a limit, if it was.
     limit: Option<String>,
     /// Hits not kept in the decision once it holds [`MAX_HITS`] (their actions still count).
@@ -193,17 +202,21 @@ impl StreamGuard {
             dropped_events: 0,
             unknown: 0,
             max_texts: usize::MAX,
+            max_json: usize::MAX,
+            json_bytes: 0,
             limit: None,
             hits_dropped: 0,
         }
     }
 
     /// The same guard, bounded: no SSE event larger than `max_event_bytes`, no more than
-    /// `max_texts` streamed texts. Past either, the stream is cut with the provider's error
-    /// event ([`StreamGuard::limit`] says why).
-    pub fn bounded(mut self, max_event_bytes: usize, max_texts: usize) -> Self {
+    /// `max_texts` streamed texts, no more than `max_json` bytes of streamed JSON text (tool-call
+    /// arguments). Past any, the stream is cut with the provider's error event
+    /// ([`StreamGuard::limit`] says why).
+    pub fn bounded(mut self, max_event_bytes: usize, max_texts: usize, max_json: usize) -> Self {
         self.parser = SseParser::with_max_event(max_event_bytes);
         self.max_texts = max_texts;
+        self.max_json = max_json;
         self
     }
 
@@ -317,7 +330,8 @@ impl StreamGuard {
             ev.raw = encode(ev.event.as_deref(), &ev.data);
         }
         if ev.data == "[DONE]" {
-            let held = Held { raw: ev.raw, event: ev.event, json: None, pieces: Vec::new(), modified: false };
+            let held =
+                Held { raw: ev.raw, event: ev.event, json: None, is_json: false, pieces: Vec::new(), modified: false };
             self.end(Some(held), out);
             return;
         }
@@ -329,7 +343,9 @@ impl StreamGuard {
                     return;
                 }
             }
-            self.hold(Held { raw: ev.raw, event: ev.event, json: None, pieces: Vec::new(), modified: false }, out);
+            let held =
+                Held { raw: ev.raw, event: ev.event, json: None, is_json: false, pieces: Vec::new(), modified: false };
+            self.hold(held, out);
             return;
         }
         // Duplicate keys count as not JSON: which value a client keeps is anyone's guess.
@@ -391,7 +407,8 @@ impl StreamGuard {
         } else {
             self.shape.remember(&mut self.memo, &json);
         }
-        let held = Held { raw: ev.raw, event: ev.event, json: Some(json), pieces: held_pieces, modified };
+        let json = modified.then_some(json);
+        let held = Held { raw: ev.raw, event: ev.event, json, is_json: true, pieces: held_pieces, modified };
         if last {
             self.end(Some(held), out);
         } else {
@@ -550,6 +567,17 @@ impl StreamGuard {
             return HeldPiece { slot: Slot::Whole(0), pointer: p.pointer, range: 0..0 };
         }
         let slot = self.new_slot(&p.key, p.key.choice);
+        if json {
+            self.json_bytes += p.text.len();
+            if self.json_bytes > self.max_json {
+                self.over_limit(format!(
+                    "the upstream's stream carried more than {} bytes of tool-call arguments \
+                     (limits.max_stream_bytes / 8); the stream was cut",
+                    self.max_json
+                ));
+                return HeldPiece { slot, pointer: p.pointer, range: 0..0 };
+            }
+        }
         let Some(t) = self.texts.get_mut(&slot) else { return HeldPiece { slot, pointer: p.pointer, range: 0..0 } };
         let Some(judge) = t.judge.as_mut() else { return HeldPiece { slot, pointer: p.pointer, range: 0..0 } };
         let (range, hits) = if json {
@@ -653,12 +681,13 @@ impl StreamGuard {
     /// The event's bytes: as received, or rewritten where a redaction touches its text.
     fn render(&mut self, mut h: Held) -> Bytes {
         let touched = self.touched(&h.pieces);
-        let bytes = match h.json.as_mut().filter(|_| touched || h.modified) {
-            Some(json) => {
-                self.rewrite(json, &h.pieces);
+        let bytes = match (touched || h.modified) && h.is_json {
+            true => {
+                let mut json = h.json.take().unwrap_or_else(|| reparse(&h.raw));
+                self.rewrite(&mut json, &h.pieces);
                 encode(h.event.as_deref(), &json.to_string())
             }
-            None => h.raw,
+            false => h.raw,
         };
         // A whole text is done with once its event is out.
         for p in &h.pieces {
@@ -721,11 +750,17 @@ impl StreamGuard {
         }
         let texts = &self.texts;
         for h in self.held.iter_mut() {
-            let Some(json) = h.json.as_mut() else { continue };
+            if !h.is_json {
+                continue;
+            }
+            let json = h.json.get_or_insert_with(|| reparse(&h.raw));
             if self.shape.blank_stream_choice(json, choice) {
                 h.modified = true;
                 self.withheld += h.raw.len();
                 h.pieces.retain(|p| texts.get(&p.slot).is_none_or(|t| t.choice != choice));
+            }
+            if !h.modified {
+                h.json = None;
             }
         }
         self.pending.push(end);
@@ -763,6 +798,13 @@ impl StreamGuard {
             }
         }
     }
+}
+
+/// The data of one event's raw bytes, parsed again (it parsed when it arrived).
+fn reparse(raw: &[u8]) -> Value {
+    let mut p = SseParser::new();
+    let ev = p.feed(raw).into_iter().next().or_else(|| p.finish());
+    ev.and_then(|e| crate::json::parse_str(&e.data).ok()).unwrap_or(Value::Null)
 }
 
 /// Sorts and merges overlapping raw spans (a quoted span absorbs what it overlaps).

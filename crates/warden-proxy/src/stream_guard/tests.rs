@@ -242,3 +242,38 @@ rules:
         assert_eq!(sent == bytes, !blocked);
     }
 }
+
+/// A bounded guard cuts a stream past each bound with the provider's error event, says why,
+/// and sends nothing it held.
+#[test]
+fn a_bounded_stream_is_cut_at_each_bound_with_an_error_event() {
+    let chunk = |delta: Value, index: usize| {
+        let v = json!({"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",
+            "choices":[{"index":index,"delta":delta,"logprobs":null,"finish_reason":null}]});
+        format!("data: {v}\n\n")
+    };
+    let guard = || StreamGuard::new(&shape::OPENAI_CHAT, set(), target(Provider::OpenAi), UnknownEvents::Judge);
+    // Too many texts: one choice each.
+    let mut g = guard().bounded(1 << 20, 3, 1 << 20);
+    let many: String = (0..10).map(|i| chunk(json!({"content":"hi"}), i)).collect();
+    let out = g.feed(many.as_bytes());
+    assert!(out.done && g.limit().is_some_and(|m| m.contains("max_stream_texts")), "{:?}", g.limit());
+    // Too much JSON text: tool-call arguments.
+    let mut g = guard().bounded(1 << 20, 100, 64);
+    let args: String = (0..10)
+        .map(|_| chunk(json!({"tool_calls":[{"index":0,"function":{"arguments":"{\"a\":\"0123456789\"}"}}]}), 0))
+        .collect();
+    let out = g.feed(args.as_bytes());
+    assert!(out.done && g.limit().is_some_and(|m| m.contains("tool-call arguments")), "{:?}", g.limit());
+    // An event larger than the bound, arriving in pieces with no line end.
+    let mut g = guard().bounded(1024, 100, 1 << 20);
+    let mut sent = Vec::new();
+    sent.extend(g.feed(chunk(json!({"content":"fine"}), 0).as_bytes()).send);
+    for _ in 0..100 {
+        sent.extend(g.feed(b"data: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx").send);
+    }
+    assert!(g.limit().is_some_and(|m| m.contains("max_event_bytes")), "{:?}", g.limit());
+    let sent: Vec<u8> = sent.concat();
+    let text = String::from_utf8_lossy(&sent);
+    assert!(text.contains("\"error\"") && !text.contains("xxxx"), "{text}");
+}
