@@ -69,15 +69,28 @@ impl Shared {
         texts: &[(Role, &str)],
         split: Split,
     ) -> Result<Decision, ProxyError> {
-        if !policies.has_costly(phase, target) {
+        let bytes: usize = texts.iter().map(|(_, t)| t.len()).sum();
+        if !policies.has_costly(phase, target) && bytes <= HEAVY_BYTES {
             return Ok(policies.evaluate_split(phase, target, texts, split, None));
         }
+        // Costly detectors, or much text even for cheap ones: on the bounded pool, off the
+        // runtime's workers, so a few large requests cannot stall every other one.
         let permit = self.detector_permit().await?;
         let budget = Limits::ms(self.config.limits.detector_budget_ms);
         Ok(on_thread(permit, || {
             let deadline = std::time::Instant::now() + budget;
             policies.evaluate_split(phase, target, texts, split, Some(deadline))
         }))
+    }
+
+    /// Runs `f`, work proportional to `bytes` of the request (parsing and decoding its body): on
+    /// the bounded detector pool, off the runtime's workers, when `bytes` is large.
+    pub async fn heavy<R>(&self, bytes: usize, f: impl FnOnce() -> R) -> Result<R, ProxyError> {
+        if bytes <= HEAVY_BYTES {
+            return Ok(f());
+        }
+        let permit = self.detector_permit().await?;
+        Ok(on_thread(permit, f))
     }
 
     /// A permit of the detector pool, or a 503 when the queue is full or the wait too long.
@@ -115,6 +128,10 @@ impl Shared {
         None
     }
 }
+
+/// Above this many bytes, parsing a body or judging its texts, even with cheap detectors only,
+/// runs on the detector pool rather than on the runtime's workers.
+const HEAVY_BYTES: usize = 256 << 10;
 
 /// One request counted in a queue while it waits.
 struct Waiting<'a> {
@@ -235,8 +252,13 @@ async fn exchange(shared: &Shared, req: Request<Incoming>, rec: &Record) -> Resu
     let raw = body::read_limited(body, &parts.headers, limits.max_body_bytes, Limits::ms(limits.body_read_timeout_ms))
         .await?;
     let raw = body::decode_content(&parts.headers, raw, limits.max_decompressed_bytes)?;
-    let json = parse_json(&raw)?;
-    let (request, keys, known) = decode(shape, &g.info, &json, limits)?;
+    let (json, (request, keys, known)) = shared
+        .heavy(raw.len(), || {
+            let json = parse_json(&raw)?;
+            let decoded = decode(shape, &g.info, &json, limits)?;
+            Ok::<_, ProxyError>((json, decoded))
+        })
+        .await??;
     let tenant = tenant(&parts.headers, &shared.config.tenant_header);
     {
         let mut d = rec.data();
@@ -580,9 +602,15 @@ async fn guard_completion(
     if !shape.judges_completion() {
         return Ok((body, Decision::allow(Phase::Completion, policies.digest())));
     }
-    let mut json: Value = crate::json::parse(&body)
-        .map_err(|_| ProxyError::BadGateway("the upstream's answer is not JSON, so it cannot be inspected".into()))?;
-    let texts = completion::texts(shape, &json);
+    let (mut json, texts) = shared
+        .heavy(body.len(), || {
+            let json: Value = crate::json::parse(&body).map_err(|_| {
+                ProxyError::BadGateway("the upstream's answer is not JSON, so it cannot be inspected".into())
+            })?;
+            let texts = completion::texts(shape, &json);
+            Ok::<_, ProxyError>((json, texts))
+        })
+        .await??;
     let d = shared.evaluate(policies, Phase::Completion, target, &texts.pairs(), texts.split()).await?;
     if d.action < Action::Redact {
         return Ok((body, d));
