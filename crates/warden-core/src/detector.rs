@@ -131,6 +131,17 @@ pub trait Detector: Send + Sync + fmt::Debug {
     }
 }
 
+/// The normalised form of a streamed text, as far as it has arrived, shared by every rule that
+/// reads it: the judge of a text normalises each piece once (see
+/// [`StreamScanner::reads_normalized`]).
+pub struct NormWindow<'a> {
+    /// The normalised text from absolute normalised offset `base` on (earlier bytes no scanner
+    /// needed any more were forgotten), with its map to original offsets.
+    pub normalized: &'a Normalized,
+    /// Where `normalized` starts in the whole normalised text.
+    pub base: usize,
+}
+
 /// The streaming form of a detector: fed the deltas of one text in order.
 pub trait StreamScanner: Send {
     /// Feeds the next piece; returns the hits completed by it. Spans are byte offsets in the
@@ -148,5 +159,30 @@ pub trait StreamScanner: Send {
     /// `on_error` then decides. Detectors that cannot fail keep the default.
     fn take_error(&mut self) -> Option<DetectorError> {
         None
+    }
+
+    /// Whether the scanner reads the normalised text. If so, the judge of a text normalises each
+    /// piece once for every such scanner and feeds them [`StreamScanner::push_normalized`] and
+    /// [`StreamScanner::finish_normalized`] instead of `push` and `finish`.
+    fn reads_normalized(&self) -> bool {
+        false
+    }
+
+    /// Feeds the next piece; `window` already holds its normalised form at its end.
+    fn push_normalized(&mut self, piece: &str, window: &NormWindow<'_>) -> Vec<Hit> {
+        let _ = window;
+        self.push(piece)
+    }
+
+    /// The text has ended (see [`StreamScanner::push_normalized`]).
+    fn finish_normalized(&mut self, window: &NormWindow<'_>) -> Vec<Hit> {
+        let _ = window;
+        self.finish()
+    }
+
+    /// The absolute normalised offset before which the scanner needs nothing of the window any
+    /// more: the judge forgets what every scanner is done with.
+    fn normalized_needed_from(&self) -> usize {
+        usize::MAX
     }
 }

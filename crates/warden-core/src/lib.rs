@@ -37,5 +37,5 @@ pub mod patterns;
 pub mod phrases;
 
 pub use decision::{Action, Decision, Finding, Mode, RuleHit};
-pub use detector::{Context, Cost, Detector, DetectorError, Hit, ScanText, StreamScanner};
+pub use detector::{Context, Cost, Detector, DetectorError, Hit, NormWindow, ScanText, StreamScanner};
 pub use exchange::{Exchange, Phase, Provider, Role, Segment};

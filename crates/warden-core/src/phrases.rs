@@ -23,7 +23,7 @@
 //!
 //! Cost: one pass over the normalised text; with 10,000 phrases see `benches/phrases.rs`.
 
-use crate::detector::{Detector, DetectorError, Hit, ScanText, StreamScanner};
+use crate::detector::{Detector, DetectorError, Hit, NormWindow, ScanText, StreamScanner};
 use crate::normalize::{normalize, Normalized, Normalizer};
 use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::{nfa::contiguous, AhoCorasick, Anchored, MatchKind};
@@ -166,13 +166,31 @@ impl PhraseSet {
         true
     }
 
-    /// A scanner that keeps the automaton state across deltas.
+    /// A scanner that keeps the automaton state across deltas, with its own normaliser.
     pub fn stream(self: &Arc<Self>) -> PhraseStream {
+        let mut s = self.shared_stream();
+        s.own = Some(Normalizer::new());
+        s
+    }
+
+    /// A scanner fed the normalised text by its caller ([`StreamScanner::push_normalized`]):
+    /// one normaliser per text serves every phrase rule. Fed with [`StreamScanner::push`]
+    /// instead, it makes its own.
+    pub fn shared_stream(self: &Arc<Self>) -> PhraseStream {
         let state = self
             .stream_nfa
             .start_state(Anchored::No)
             .expect("an unanchored start state exists for an unanchored automaton");
-        PhraseStream { set: Arc::clone(self), state, norm: Normalizer::new(), fed: 0, scanned: 0, pending: Vec::new() }
+        PhraseStream {
+            set: Arc::clone(self),
+            state,
+            own: None,
+            own_base: 0,
+            fed: 0,
+            scanned: 0,
+            pending: Vec::new(),
+            safe: 0,
+        }
     }
 }
 
@@ -196,11 +214,15 @@ fn leftmost_longest(found: &mut Vec<Found>) {
     });
 }
 
-/// The streaming form of a [`PhraseSet`]: see [`PhraseSet::stream`].
+/// The streaming form of a [`PhraseSet`]: see [`PhraseSet::stream`] and
+/// [`PhraseSet::shared_stream`]. Offsets into the normalised text are absolute (from the start of
+/// the text), whatever part of it the window still holds.
 pub struct PhraseStream {
     set: Arc<PhraseSet>,
     state: StateID,
-    norm: Normalizer,
+    /// Its own normaliser, when no caller shares one, and how many normalised bytes it forgot.
+    own: Option<Normalizer>,
+    own_base: usize,
     /// Original bytes fed so far.
     fed: usize,
     /// Normalised bytes already walked through the automaton.
@@ -208,100 +230,125 @@ pub struct PhraseStream {
     /// Matches that end at the end of the text so far and wait for the next character to settle
     /// the word-boundary check.
     pending: Vec<Found>,
+    /// The original offset before which no future hit can start.
+    safe: usize,
 }
 
 impl PhraseStream {
-    /// Forgets the normalised text no future match can touch: it starts after
-    /// `len - longest`, and the word-boundary check looks one character further back. Amortised:
-    /// only once the dead part is at least 4 KiB and half the window.
-    fn trim(&mut self) {
-        let len = self.norm.normalized().text().len();
-        let mut keep = len.saturating_sub(self.set.longest + 4);
-        for p in &self.pending {
-            keep = keep.min(p.norm.start.saturating_sub(4));
-        }
-        if keep < 4096 || keep * 2 < len {
-            return;
-        }
-        let gone = self.norm.forget_before(keep);
-        self.scanned -= gone;
-        for p in &mut self.pending {
-            p.norm = p.norm.start - gone..p.norm.end - gone;
-        }
-    }
-
-    fn settle_pending(&mut self, complete: bool) -> Vec<Hit> {
-        let n = self.norm.normalized();
+    /// Walks the normalised bytes not yet scanned; `n` is the normalised window, starting at
+    /// absolute offset `base`. `complete`: the text has ended.
+    fn scan(&mut self, n: &Normalized, base: usize, complete: bool) -> Vec<Hit> {
         let norm = n.text();
-        let mut out = Vec::new();
-        let set = &self.set;
+        let set = Arc::clone(&self.set);
+        let rel = |f: &Found| Found { pattern: f.pattern, norm: f.norm.start - base..f.norm.end - base };
+        let mut hits = Vec::new();
+        let len = base + norm.len();
         self.pending.retain(|f| {
-            if f.norm.end < norm.len() || complete {
-                if set.on_boundaries(norm, &f.norm) {
-                    out.push(set.hit(n, f.clone()));
+            if f.norm.end < len || complete {
+                if set.on_boundaries(norm, &rel(f).norm) {
+                    hits.push(set.hit(n, rel(f)));
                 }
                 false
             } else {
                 true
             }
         });
-        out
-    }
-}
-
-impl StreamScanner for PhraseStream {
-    fn push(&mut self, piece: &str) -> Vec<Hit> {
-        self.norm.push(piece, self.fed);
-        self.fed += piece.len();
-        let mut hits = self.settle_pending(false);
-        let n = self.norm.normalized();
-        let norm = n.text();
-        let nfa = &self.set.stream_nfa;
-        for (i, &b) in norm.as_bytes()[self.scanned..].iter().enumerate() {
+        let nfa = &set.stream_nfa;
+        for (i, &b) in norm.as_bytes()[self.scanned - base..].iter().enumerate() {
             self.state = nfa.next_state(Anchored::No, self.state, b);
             if nfa.is_match(self.state) {
                 let end = self.scanned + i + 1;
                 for k in 0..nfa.match_len(self.state) {
                     let pid = nfa.match_pattern(self.state, k);
                     let f = Found { pattern: pid.as_usize(), norm: end - nfa.pattern_len(pid)..end };
-                    let set = &self.set;
-                    if !set.word_boundary || (end < norm.len() && set.on_boundaries(norm, &f.norm)) {
-                        hits.push(set.hit(n, f));
-                    } else if end == norm.len() && set.on_boundaries(norm, &f.norm) {
+                    let r = rel(&f);
+                    if !set.word_boundary || (end < len && set.on_boundaries(norm, &r.norm)) {
+                        hits.push(set.hit(n, r));
+                    } else if end == len && set.on_boundaries(norm, &r.norm) {
                         self.pending.push(f);
                     }
                 }
             }
         }
-        self.scanned = norm.len();
-        self.trim();
+        self.scanned = len;
+        self.safe = self.safe_point(n, base);
         hits
     }
 
-    fn finish(&mut self) -> Vec<Hit> {
-        self.settle_pending(true)
-    }
-
-    fn safe_until(&self) -> usize {
-        let n = self.norm.normalized();
-        let len = n.text().len();
+    fn safe_point(&self, n: &Normalized, base: usize) -> usize {
+        let len = base + n.text().len();
         // A future match ends after `len`, so it starts after `len - longest`.
         let keep = self.set.longest.saturating_sub(1);
         let mut bound = if len <= keep {
-            // The window's start (0 until anything was forgotten).
-            n.original_span(0..0).start.min(self.fed)
+            0
+        } else if keep == 0 {
+            self.fed
         } else {
-            let k = len - keep;
-            if k == len {
-                self.fed
-            } else {
-                n.original_span(k..k + 1).start
-            }
+            let k = len - keep - base;
+            n.original_span(k..k + 1).start
         };
         for p in &self.pending {
-            bound = bound.min(n.original_span(p.norm.clone()).start);
+            bound = bound.min(n.original_span(p.norm.start - base..p.norm.end - base).start);
         }
         bound
+    }
+
+    /// The absolute normalised offset before which this scanner needs nothing more: a future
+    /// match starts after `len - longest`, and the word-boundary check looks one character
+    /// further back.
+    fn needed_from(&self) -> usize {
+        let mut keep = self.scanned.saturating_sub(self.set.longest + 4);
+        for p in &self.pending {
+            keep = keep.min(p.norm.start.saturating_sub(4));
+        }
+        keep
+    }
+
+    /// Feeds `piece` through its own normaliser, then forgets what is no longer needed
+    /// (amortised: once the dead part is at least 4 KiB and half the window).
+    fn push_own(&mut self, piece: &str, complete: bool) -> Vec<Hit> {
+        let mut own = self.own.take().unwrap_or_default();
+        own.push(piece, self.fed);
+        self.fed += piece.len();
+        let hits = self.scan(own.normalized(), self.own_base, complete);
+        let len = own.normalized().text().len();
+        let dead = self.needed_from().saturating_sub(self.own_base);
+        if dead >= 4096 && dead * 2 >= len {
+            self.own_base += own.forget_before(dead);
+        }
+        self.own = Some(own);
+        hits
+    }
+}
+
+impl StreamScanner for PhraseStream {
+    fn push(&mut self, piece: &str) -> Vec<Hit> {
+        self.push_own(piece, false)
+    }
+
+    fn finish(&mut self) -> Vec<Hit> {
+        self.push_own("", true)
+    }
+
+    fn safe_until(&self) -> usize {
+        self.safe
+    }
+
+    fn reads_normalized(&self) -> bool {
+        self.own.is_none()
+    }
+
+    fn push_normalized(&mut self, piece: &str, window: &NormWindow<'_>) -> Vec<Hit> {
+        self.fed += piece.len();
+        self.scan(window.normalized, window.base, false)
+    }
+
+    fn finish_normalized(&mut self, window: &NormWindow<'_>) -> Vec<Hit> {
+        self.scan(window.normalized, window.base, true)
+    }
+
+    fn normalized_needed_from(&self) -> usize {
+        self.needed_from()
     }
 }
 
@@ -333,7 +380,7 @@ impl Detector for PhraseDetector {
     }
 
     fn streaming(&self) -> Option<Box<dyn StreamScanner>> {
-        Some(Box::new(self.set.stream()))
+        Some(Box::new(self.set.shared_stream()))
     }
 }
 
@@ -477,7 +524,7 @@ mod tests {
                 let mut end = (at + c.next().unwrap()).min(text.len());
                 while !text.is_char_boundary(end) { end += 1; }
                 got.extend(s.push(&text[at..end]));
-                biggest = biggest.max(s.norm.normalized().text().len());
+                biggest = biggest.max(s.own.as_ref().unwrap().normalized().text().len());
                 at = end;
             }
             got.extend(s.finish());

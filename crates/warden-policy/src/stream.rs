@@ -13,19 +13,29 @@
 //! stop. A rule that can at most flag holds nothing back.
 
 use crate::set::{PolicySet, Target};
-use warden_core::{Action, Context, Phase, Role, RuleHit, ScanText, StreamScanner};
+use warden_core::normalize::Normalizer;
+use warden_core::{Action, Context, NormWindow, Phase, Role, RuleHit, ScanText, StreamScanner};
 
 struct Judged {
     policy: String,
     rule: crate::set::Rule,
     scanner: Option<Box<dyn StreamScanner>>,
+    /// The scanner reads the text's shared normalised window.
+    normalized: bool,
 }
 
 /// Judges one streamed text against the completion rules that apply to the assistant role.
+///
+/// The text is normalised once, however many rules read it normalised (every phrase list), and
+/// only the window some rule still needs is kept.
 pub struct TextJudge {
     index: usize,
     rules: Vec<Judged>,
     text: String,
+    /// The shared normaliser (if any rule reads the normalised text), and how many normalised
+    /// bytes it forgot.
+    norm: Option<Normalizer>,
+    norm_base: usize,
     model: String,
     tenant: String,
 }
@@ -37,12 +47,19 @@ impl PolicySet {
             .select(Phase::Completion, target)
             .into_iter()
             .filter(|(_, r)| r.roles.contains(&Role::Assistant))
-            .map(|(p, r)| Judged { policy: p.name.clone(), rule: r.clone(), scanner: r.detector.streaming() })
-            .collect();
+            .map(|(p, r)| {
+                let scanner = r.detector.streaming();
+                let normalized = scanner.as_ref().is_some_and(|s| s.reads_normalized());
+                Judged { policy: p.name.clone(), rule: r.clone(), scanner, normalized }
+            })
+            .collect::<Vec<_>>();
+        let norm = rules.iter().any(|j| j.normalized).then(Normalizer::new);
         TextJudge {
             index,
             rules,
             text: String::new(),
+            norm,
+            norm_base: 0,
             model: target.model.to_string(),
             tenant: target.tenant.to_string(),
         }
@@ -62,11 +79,20 @@ impl TextJudge {
 
     /// Feeds the next piece of text; returns the rules that fired on it.
     pub fn push(&mut self, piece: &str) -> Vec<RuleHit> {
+        if let Some(n) = self.norm.as_mut() {
+            n.push(piece, self.text.len());
+        }
         self.text.push_str(piece);
         let mut out = Vec::new();
         for i in 0..self.rules.len() {
+            let normalized = self.rules[i].normalized;
             let Some(scanner) = self.rules[i].scanner.as_mut() else { continue };
-            let hits = scanner.push(piece);
+            let hits = match (&self.norm, normalized) {
+                (Some(n), true) => {
+                    scanner.push_normalized(piece, &NormWindow { normalized: n.normalized(), base: self.norm_base })
+                }
+                _ => scanner.push(piece),
+            };
             let error = scanner.take_error().map(|e| e.0);
             if !hits.is_empty() || error.is_some() {
                 let j = &self.rules[i];
@@ -76,7 +102,27 @@ impl TextJudge {
                 }
             }
         }
+        self.forget();
         out
+    }
+
+    /// Forgets the normalised text no rule needs any more (amortised: once the dead part is at
+    /// least 4 KiB and half the window).
+    fn forget(&mut self) {
+        let Some(n) = self.norm.as_mut() else { return };
+        let needed = self
+            .rules
+            .iter()
+            .filter(|j| j.normalized)
+            .filter_map(|j| j.scanner.as_ref())
+            .map(|s| s.normalized_needed_from())
+            .min()
+            .unwrap_or(usize::MAX);
+        let len = n.normalized().text().len();
+        let dead = needed.saturating_sub(self.norm_base).min(len);
+        if dead >= 4096 && dead * 2 >= len {
+            self.norm_base += n.forget_before(dead);
+        }
     }
 
     /// The text has ended: settles pending matches and runs the whole-text rules.
@@ -90,7 +136,15 @@ impl TextJudge {
         });
         for j in &mut self.rules {
             results.push(match j.scanner.as_mut() {
-                Some(s) => (s.finish(), s.take_error().map(|e| e.0)),
+                Some(s) => {
+                    let hits = match (&self.norm, j.normalized) {
+                        (Some(n), true) => {
+                            s.finish_normalized(&NormWindow { normalized: n.normalized(), base: self.norm_base })
+                        }
+                        _ => s.finish(),
+                    };
+                    (hits, s.take_error().map(|e| e.0))
+                }
                 None => match j.rule.detector.scan(&scan) {
                     Ok(h) => (h, None),
                     Err(e) => (Vec::new(), Some(e.0)),
@@ -123,5 +177,58 @@ impl TextJudge {
             }
         }
         safe
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two phrase rules on one streamed text share one normaliser, which keeps a window, and
+    /// both still fire where the whole-text evaluation does.
+    #[test]
+    fn phrase_rules_share_one_bounded_normalised_window() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("p.yaml"),
+            r#"
+name: t
+rules:
+  - id: one
+    phases: [completion]
+    action: flag
+    phrases: { list: ["ｂｌｕｅ heron"] }
+  - id: two
+    phases: [completion]
+    action: flag
+    phrases: { list: ["silver kettle"] }
+"#,
+        )
+        .unwrap();
+        let set = PolicySet::load(dir.path()).unwrap();
+        let t = Target { provider: warden_core::Provider::OpenAi, route: "/r", model: "m", tenant: "t", headers: &[] };
+        let mut j = set.judge_stream(&t, 0);
+        assert!(j.rules.iter().all(|r| r.normalized), "both phrase rules read the shared window");
+        let unit = "some filler text BLUE\u{200B} HERON more filler, a Silver  Kettle. ";
+        let mut fired = std::collections::BTreeMap::<String, Vec<std::ops::Range<usize>>>::new();
+        let mut biggest = 0;
+        for _ in 0..400 {
+            for piece in unit.split_inclusive(' ') {
+                for h in j.push(piece) {
+                    fired.entry(h.rule.clone()).or_default().extend(h.findings.iter().map(|f| f.span.clone()));
+                }
+                biggest = biggest.max(j.norm.as_ref().unwrap().normalized().text().len());
+            }
+        }
+        for h in j.finish() {
+            fired.entry(h.rule.clone()).or_default().extend(h.findings.iter().map(|f| f.span.clone()));
+        }
+        let whole = set.evaluate(Phase::Completion, &t, &[(Role::Assistant, &unit.repeat(400))]);
+        for h in &whole.hits {
+            let spans: Vec<_> = h.findings.iter().map(|f| f.span.clone()).collect();
+            assert_eq!(fired.get(&h.rule), Some(&spans), "rule {}", h.rule);
+        }
+        assert_eq!(whole.hits.len(), 2);
+        assert!(biggest < 9000, "the shared window grew to {biggest} bytes");
     }
 }
