@@ -31,7 +31,12 @@ struct Judged {
 pub struct TextJudge {
     index: usize,
     rules: Vec<Judged>,
+    /// The text from byte `text_base` on: all of it if a whole-text rule will judge it at the
+    /// end, else what the caller has not let go of ([`TextJudge::forget_text_before`]).
     text: String,
+    text_base: usize,
+    /// A rule judges the whole text at the end: nothing of it may be forgotten.
+    keep_all: bool,
     /// The shared normaliser (if any rule reads the normalised text), and how many normalised
     /// bytes it forgot.
     norm: Option<Normalizer>,
@@ -54,10 +59,13 @@ impl PolicySet {
             })
             .collect::<Vec<_>>();
         let norm = rules.iter().any(|j| j.normalized).then(Normalizer::new);
+        let keep_all = rules.iter().any(|j| j.scanner.is_none());
         TextJudge {
             index,
             rules,
             text: String::new(),
+            text_base: 0,
+            keep_all,
             norm,
             norm_base: 0,
             model: target.model.to_string(),
@@ -72,15 +80,47 @@ impl TextJudge {
         self.rules.is_empty()
     }
 
-    /// The text received so far.
+    /// The text received so far, from byte [`TextJudge::text_base`] on.
     pub fn text(&self) -> &str {
         &self.text
+    }
+
+    /// Where [`TextJudge::text`] starts in the whole text.
+    pub fn text_base(&self) -> usize {
+        self.text_base
+    }
+
+    /// Whether a whole-text rule will judge the text at the end, so none of it is forgotten.
+    pub fn keeps_all(&self) -> bool {
+        self.keep_all
+    }
+
+    /// The length of the whole text received so far.
+    pub fn text_len(&self) -> usize {
+        self.text_base + self.text.len()
+    }
+
+    /// The caller needs nothing of the text before byte `at` any more (it was released): the
+    /// judge forgets it, unless a whole-text rule will judge it at the end. Amortised: only once
+    /// the dead part is at least 4 KiB and half of what is kept.
+    pub fn forget_text_before(&mut self, at: usize) {
+        if self.keep_all {
+            return;
+        }
+        let mut rel = at.saturating_sub(self.text_base).min(self.text.len());
+        while rel > 0 && !self.text.is_char_boundary(rel) {
+            rel -= 1;
+        }
+        if rel >= 4096 && rel * 2 >= self.text.len() {
+            self.text.drain(..rel);
+            self.text_base += rel;
+        }
     }
 
     /// Feeds the next piece of text; returns the rules that fired on it.
     pub fn push(&mut self, piece: &str) -> Vec<RuleHit> {
         if let Some(n) = self.norm.as_mut() {
-            n.push(piece, self.text.len());
+            n.push(piece, self.text_base + self.text.len());
         }
         self.text.push_str(piece);
         let mut out = Vec::new();
@@ -163,7 +203,7 @@ impl TextJudge {
 
     /// The byte offset in the text before which nothing can be blocked or redacted any more.
     pub fn safe_until(&self) -> usize {
-        let mut safe = self.text.len();
+        let mut safe = self.text_len();
         for j in &self.rules {
             // A rule that can at most flag holds nothing back: what it finds is recorded, and
             // nothing it could find would change what the client gets.

@@ -126,7 +126,10 @@ impl SseParser {
             self.buf = BytesMut::new();
             self.scan = 0;
             self.searched = 0;
+            // Nothing of the event cut short survives: `finish` must not return its fields.
             self.data = None;
+            self.event = None;
+            self.foreign = false;
         }
         out
     }

@@ -74,11 +74,12 @@ struct Text {
 const NO_CHOICE: usize = usize::MAX;
 
 impl Text {
-    fn raw(&self) -> &str {
+    /// The raw text as kept: where it starts in the whole text, and the bytes from there.
+    fn raw(&self) -> (usize, &str) {
         match (&self.json, &self.judge) {
-            (Some((_, raw)), _) => raw,
-            (None, Some(j)) => j.text(),
-            (None, None) => &self.plain,
+            (Some((_, raw)), _) => (0, raw),
+            (None, Some(j)) => (j.text_base(), j.text()),
+            (None, None) => (0, &self.plain),
         }
     }
 
@@ -163,11 +164,17 @@ pub struct StreamGuard {
     limit: Option<String>,
     /// Hits not kept in the decision once it holds [`MAX_HITS`] (their actions still count).
     hits_dropped: usize,
+    /// Bytes of streamed text so far, and when released text is next forgotten.
+    streamed: usize,
+    forget_at: usize,
 }
 
 /// The most rule hits one stream's decision keeps: a rule that flags every delta of an endless
 /// stream must not grow the record without bound. Blocks are always kept.
 const MAX_HITS: usize = 1024;
+
+/// How much streamed text arrives between two passes that let released text be forgotten.
+const FORGET_EVERY: usize = 64 << 10;
 
 impl StreamGuard {
     /// A guard for a stream of `shape` to `target`, judged by `set`; events of a type the shape
@@ -206,6 +213,8 @@ impl StreamGuard {
             json_bytes: 0,
             limit: None,
             hits_dropped: 0,
+            streamed: 0,
+            forget_at: FORGET_EVERY,
         }
     }
 
@@ -567,6 +576,7 @@ impl StreamGuard {
             return HeldPiece { slot: Slot::Whole(0), pointer: p.pointer, range: 0..0 };
         }
         let slot = self.new_slot(&p.key, p.key.choice);
+        self.streamed += p.text.len();
         if json {
             self.json_bytes += p.text.len();
             if self.json_bytes > self.max_json {
@@ -588,7 +598,7 @@ impl StreamGuard {
             let decoded = dec.text()[added].to_string();
             (start..start + p.text.len(), judge.push(&decoded))
         } else {
-            let start = judge.text().len();
+            let start = judge.text_len();
             (start..start + p.text.len(), judge.push(&p.text))
         };
         self.apply(&slot, hits);
@@ -676,6 +686,37 @@ impl StreamGuard {
             let Some(h) = self.held.pop_front() else { break };
             out.send.push(self.render(h));
         }
+        self.forget_released();
+    }
+
+    /// Lets each streamed text forget what was released: everything before the first of its
+    /// pieces still held (or all of it, if none is), with the redactions there. Runs once per
+    /// [`FORGET_EVERY`] bytes of streamed text, and not at all while a whole-text rule holds the
+    /// texts (nothing can be forgotten then).
+    fn forget_released(&mut self) {
+        if self.streamed < self.forget_at {
+            return;
+        }
+        self.forget_at = self.streamed + FORGET_EVERY;
+        let forgetful = |t: &Text| t.json.is_none() && t.judge.as_ref().is_some_and(|j| !j.keeps_all());
+        if !self.texts.values().any(forgetful) {
+            return;
+        }
+        let mut first: HashMap<&Slot, usize> = HashMap::new();
+        for p in self.held.iter().flat_map(|h| h.pieces.iter()) {
+            let e = first.entry(&p.slot).or_insert(p.range.start);
+            *e = (*e).min(p.range.start);
+        }
+        for (slot, t) in self.texts.iter_mut() {
+            if !forgetful(t) {
+                continue;
+            }
+            let Some(j) = t.judge.as_mut() else { continue };
+            let keep = first.get(slot).copied().unwrap_or(j.text_len());
+            j.forget_text_before(keep);
+            let base = j.text_base();
+            t.redactions.retain(|r| r.range.end > base);
+        }
     }
 
     /// The event's bytes: as received, or rewritten where a redaction touches its text.
@@ -716,17 +757,19 @@ impl StreamGuard {
             if overlapping.is_empty() {
                 continue;
             }
-            let whole = t.raw();
+            // Every offset sliced is at or past the piece's start, which is kept.
+            let (base, kept) = t.raw();
+            let whole = |r: Range<usize>| &kept[r.start - base..r.end - base];
             let mut s = String::new();
             let mut at = p.range.start;
             for r in overlapping {
                 if r.range.start >= at {
-                    s.push_str(&whole[at..r.range.start]);
+                    s.push_str(whole(at..r.range.start));
                     s.push_str(&if t.json.is_some() { r.replacement() } else { REDACTED.to_string() });
                 }
                 at = r.range.end.min(p.range.end).max(at);
             }
-            s.push_str(&whole[at.min(p.range.end)..p.range.end]);
+            s.push_str(whole(at.min(p.range.end)..p.range.end));
             sweep::set_string(json, &p.pointer, s);
             shape::openai_chat::fix_logprob_siblings(json, &p.pointer);
         }

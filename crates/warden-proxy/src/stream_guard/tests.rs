@@ -277,3 +277,28 @@ fn a_bounded_stream_is_cut_at_each_bound_with_an_error_event() {
     let text = String::from_utf8_lossy(&sent);
     assert!(text.contains("\"error\"") && !text.contains("xxxx"), "{text}");
 }
+
+/// A long answer with keys all through it: each key is redacted in place wherever the deltas
+/// cut it, while the judge keeps only what is not yet released (not the whole answer).
+#[test]
+fn a_long_redacted_stream_keeps_a_window_and_redacts_every_key() {
+    const REPS: usize = 1_500;
+    let unit = "plain words about tides and moons, then a key sk-abcdefghij0123456789xyz and more words. ";
+    let text = unit.repeat(REPS);
+    let bytes = openai_stream(&text, &[7, 13, 29]);
+    let mut g = guard(&shape::OPENAI_CHAT);
+    let mut out = Vec::new();
+    let mut biggest = 0;
+    for piece in bytes.chunks(997) {
+        g.feed(piece).send.iter().for_each(|b| out.extend_from_slice(b));
+        for t in g.texts.values() {
+            if let Some(j) = &t.judge {
+                biggest = biggest.max(j.text().len());
+            }
+        }
+    }
+    g.finish().send.iter().for_each(|b| out.extend_from_slice(b));
+    let (got, _) = received(&out);
+    assert_eq!(got, unit.replace("sk-abcdefghij0123456789xyz", "[REDACTED]").repeat(REPS));
+    assert!(biggest < 100 << 10, "the judge kept {biggest} bytes of a {} byte answer", text.len());
+}
