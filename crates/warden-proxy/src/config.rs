@@ -296,6 +296,37 @@ impl Limits {
     pub fn ms(v: u64) -> Duration {
         Duration::from_millis(v)
     }
+
+    /// Refuses limits Warden cannot honour: texts are mapped with 32-bit offsets, so no text may
+    /// reach 4 GiB, and a bound of 0 would refuse everything.
+    pub fn validate(&self) -> Result<(), String> {
+        const MAX: usize = 1 << 31;
+        for (name, v) in [
+            ("max_body_bytes", self.max_body_bytes),
+            ("max_decompressed_bytes", self.max_decompressed_bytes),
+            ("max_response_bytes", self.max_response_bytes),
+            ("max_stream_bytes", self.max_stream_bytes),
+            ("max_event_bytes", self.max_event_bytes),
+            ("max_text_bytes", self.max_text_bytes),
+        ] {
+            if v == 0 || v > MAX {
+                return Err(format!("limits.{name} is {v}; it must be between 1 and {MAX} (2 GiB)"));
+            }
+        }
+        for (name, v) in [
+            ("max_segments", self.max_segments),
+            ("max_stream_texts", self.max_stream_texts),
+            ("max_identifier_bytes", self.max_identifier_bytes),
+            ("max_connections", self.max_connections),
+            ("max_upstream_connections", self.max_upstream_connections),
+            ("max_in_flight", self.max_in_flight),
+        ] {
+            if v == 0 {
+                return Err(format!("limits.{name} is 0, which would refuse everything; raise it"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The configuration file could not be used.
@@ -346,6 +377,15 @@ mod tests {
     fn unknown_fields_are_errors() {
         let e = serde_yaml::from_str::<Config>("listen: 127.0.0.1:1\nlimts: {}\n").unwrap_err();
         assert!(e.to_string().contains("limts"), "{e}");
+    }
+
+    #[test]
+    fn limits_past_what_offsets_can_map_are_refused() {
+        assert!(Limits::default().validate().is_ok());
+        let l = Limits { max_stream_bytes: 5 << 30, ..Limits::default() };
+        assert!(l.validate().unwrap_err().contains("max_stream_bytes"));
+        let l = Limits { max_in_flight: 0, ..Limits::default() };
+        assert!(l.validate().unwrap_err().contains("max_in_flight"));
     }
 
     #[test]

@@ -49,6 +49,7 @@ pub use config::Config;
 
 /// Loads the policies and builds the shared state. Errors say what to fix.
 pub fn prepare(config: Config) -> Result<Arc<Shared>, String> {
+    config.limits.validate()?;
     // One TLS crypto provider for the process (ring: builds fast, no cmake).
     let _ = rustls_provider::install();
     let verify_key = match &config.verify_key {
