@@ -54,7 +54,13 @@ impl PatternSet {
             .iter()
             .map(|p| {
                 DFA::builder()
-                    .configure(DFA::config().cache_capacity(GROW_CACHE_BYTES).skip_cache_capacity_check(true))
+                    .configure(
+                        DFA::config()
+                            .cache_capacity(GROW_CACHE_BYTES)
+                            .skip_cache_capacity_check(true)
+                            // `\b` runs on ASCII; on other bytes the DFA quits and the match ends there.
+                            .unicode_word_boundary(true),
+                    )
                     .build(p)
                     .ok()
             })
@@ -386,6 +392,30 @@ mod tests {
             let whole: Vec<_> = set.find(&text).into_iter().map(|h| h.span).collect();
             prop_assert_eq!(crate::decision::merge_spans(got), crate::decision::merge_spans(whole));
         }
+    }
+
+    /// A pattern with word boundaries is followed as it grows too (the DFA handles `\b` on
+    /// ASCII), and ends where the run ends.
+    #[test]
+    fn a_long_match_with_word_boundaries_is_followed() {
+        let set = PatternSet::new(&[r"\bsk-[a-z]{20,}\b".into()]).unwrap();
+        assert!(set.grow[0].is_some(), "the pattern builds as a DFA");
+        let text = format!("x sk-{} tail, and sk-{}é", "a".repeat(2000), "b".repeat(500));
+        let d = PatternDetector::new(set.clone(), 32);
+        let mut s = d.streaming().unwrap();
+        let mut got = Vec::new();
+        let mut at = 0;
+        while at < text.len() {
+            let mut end = (at + 50).min(text.len());
+            while !text.is_char_boundary(end) {
+                end += 1;
+            }
+            got.extend(s.push(&text[at..end]).into_iter().map(|h| h.span));
+            at = end;
+        }
+        got.extend(s.finish().into_iter().map(|h| h.span));
+        let whole: Vec<_> = set.find(&text).into_iter().map(|h| h.span).collect();
+        assert_eq!(crate::decision::merge_spans(got), crate::decision::merge_spans(whole));
     }
 
     /// A megabyte-long key-like run, fed in small deltas, keeps a bounded window and is reported
