@@ -1072,3 +1072,60 @@ def test_overload_is_shed_with_429_or_503_never_refused_as_content_filter(overlo
     wait_for(lambda: httpx.get(f"{w.admin}/readyz", timeout=2).status_code == 200, 15, "/readyz to recover")
     r = w.http.post("/v1/chat/completions", json=benign(-9), headers=OPENAI_JSON, timeout=30)
     assert r.status_code == 200 and r.headers["x-warden-decision"] == "allow", r.text[:300]
+
+
+def test_an_h2_client_that_never_opens_its_window_does_not_hold_warden(start_warden, mock):
+    """An h2c client asks for two answers and leaves its flow-control window at 0, so not a byte
+    of them can be sent. Without a bound the two responses stay in flight for ever and, with
+    max_in_flight 2, every later client is shed. Warden closes that connection after
+    write_timeout_ms, and the next client is served."""
+    import h2.config
+    import h2.connection
+    import h2.settings
+
+    w = start_warden(
+        "warden-hostile-h2-window",
+        config={"limits": {"max_in_flight": 2, "write_timeout_ms": 1000, "idle_timeout_ms": 60000}},
+    )
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.local_settings = h2.settings.Settings(
+        client=True, initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0}
+    )
+    sock = socket.create_connection(w.addr, timeout=5)
+    try:
+        conn.initiate_connection()
+        body = json.dumps(chat_body("a long answer, please")).encode()
+        for _ in range(2):
+            sid = conn.get_next_available_stream_id()
+            conn.send_headers(sid, [
+                (":method", "POST"), (":path", "/v1/chat/completions"), (":scheme", "http"),
+                (":authority", "warden"), ("content-type", "application/json"),
+                ("authorization", "Bearer sk-test"), ("x-mock-reply", "word " * 1500),
+            ])
+            conn.send_data(sid, body, end_stream=True)
+        sock.sendall(conn.data_to_send())
+        # Read (and answer pings) but never open the window: the answers cannot move.
+        closed_at = None
+        deadline = time.monotonic() + 15
+        sock.settimeout(0.2)
+        while time.monotonic() < deadline and closed_at is None:
+            try:
+                data = sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                closed_at = time.monotonic()
+                break
+            conn.receive_data(data)
+            try:
+                sock.sendall(conn.data_to_send())
+            except OSError:
+                closed_at = time.monotonic()
+        assert closed_at is not None, "warden kept the connection of a client that never opened its window"
+    finally:
+        sock.close()
+    # The two slots are free again: an ordinary client is served, not shed.
+    r = w.http.post("/v1/chat/completions", json=chat_body("hello"), timeout=10)
+    assert r.status_code == 200, (r.status_code, r.text[:300])

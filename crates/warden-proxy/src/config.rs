@@ -37,7 +37,7 @@
 //!   max_segments: 16384            # strings in one request
 //!   max_text_bytes: 33554432       # text in one request
 //!   max_connections: 4096          # client connections
-//!   max_upstream_connections: 512  # upstream requests in flight
+//!   max_upstream_connections: 1024 # upstream requests in flight
 //!   max_in_flight: 1024            # requests in flight; past it, 503 (shed)
 //!   detector_queue: 64             # requests waiting for the detector pool; past it, 503 (shed)
 //! ```
@@ -248,8 +248,8 @@ pub struct Limits {
     pub http2_max_concurrent_streams: u32,
     /// Client connections open at once; past it, new connections are closed at once.
     pub max_connections: usize,
-    /// Upstream requests in flight at once (streams included); a request waits up to
-    /// `connect_timeout_ms` for one, then is shed (503).
+    /// Upstream requests in flight at once (streams included); a request waits up to a second
+    /// (at most `connect_timeout_ms`) for one, then is shed (503).
     pub max_upstream_connections: usize,
     /// Requests in flight at once; past it, requests are shed (503) at once.
     pub max_in_flight: usize,
@@ -283,9 +283,9 @@ impl Default for Limits {
             idle_timeout_ms: 60_000,
             http2_keepalive_interval_ms: 20_000,
             http2_keepalive_timeout_ms: 10_000,
-            http2_max_concurrent_streams: 128,
+            http2_max_concurrent_streams: 64,
             max_connections: 4_096,
-            max_upstream_connections: 512,
+            max_upstream_connections: 1_024,
             max_in_flight: 1_024,
         }
     }

@@ -121,11 +121,14 @@ impl Shared {
         if self.in_flight.available_permits() == 0 {
             return Some(format!("{} requests in flight (limits.max_in_flight)", l.max_in_flight));
         }
+        self.detector_queue_full()
+    }
+
+    /// Why the detector pool takes no more requests, if its queue is full.
+    pub fn detector_queue_full(&self) -> Option<String> {
         let waiting = self.detector_waiting.load(std::sync::atomic::Ordering::Relaxed);
-        if waiting >= l.detector_queue {
-            return Some(format!("{waiting} requests waiting for a detector (limits.detector_queue)"));
-        }
-        None
+        (waiting >= self.config.limits.detector_queue)
+            .then(|| format!("{waiting} requests waiting for a detector, limits.detector_queue"))
     }
 }
 

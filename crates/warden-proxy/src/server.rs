@@ -16,18 +16,21 @@
 //! Accept errors (out of descriptors, usually) back off instead of spinning.
 
 use crate::config::Limits;
-use crate::respond::{holding, ProxyBody};
+use crate::respond::ProxyBody;
 use http::{Request, Response};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use hyper::body::{Body, Frame, SizeHint};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use parking_lot::Mutex;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -145,23 +148,28 @@ impl Connection {
         let activity = Arc::new(Activity::new(accepted));
         let svc = {
             let activity = Arc::clone(&activity);
-            service_fn(move |req| {
+            service_fn(move |req: Request<Incoming>| {
+                if req.version() == http::Version::HTTP_2 {
+                    activity.h2.store(true, Ordering::Relaxed);
+                }
                 let started = activity.begin();
                 let fut = handler(req);
                 async move {
                     let resp = fut.await?;
-                    // The request counts as in flight until its body is sent (or the client left).
-                    Ok::<_, Infallible>(resp.map(|b| holding(b, started)))
+                    // The request counts as in flight until its body is sent (or the client left),
+                    // and a body the client does not take is seen.
+                    Ok::<_, Infallible>(resp.map(|b| Tracked::new(b, started).boxed()))
                 }
             })
         };
-        let io = TokioIo::new(TimedIo::new(stream, self.timing.write));
+        let io =
+            TokioIo::new(TimedIo::new(stream, self.timing.write).reporting(Arc::clone(&activity.written), accepted));
         let conn = self.builder.serve_connection(io, svc);
         tokio::pin!(conn);
         let tick =
             (self.timing.head.min(self.timing.idle) / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
         let mut ticks = tokio::time::interval(tick);
-        let mut closing = false;
+        let mut closing: Option<Instant> = None;
         loop {
             tokio::select! {
                 r = conn.as_mut() => {
@@ -175,28 +183,48 @@ impl Connection {
                         tracing::debug!("closing a connection that sent no request head within limits.header_read_timeout_ms");
                         return;
                     }
-                    if !closing && activity.idle_for() >= self.timing.idle {
+                    if activity.stalled_for(self.timing.write) {
+                        // HTTP/2 flow control, or a socket that takes nothing: the client left a
+                        // response unread for limits.write_timeout_ms.
+                        tracing::debug!("closing a connection whose client stopped reading a response (limits.write_timeout_ms)");
+                        return;
+                    }
+                    if closing.is_none() && activity.idle_for() >= self.timing.idle {
                         conn.as_mut().graceful_shutdown();
-                        closing = true;
+                        closing = Some(Instant::now());
+                    }
+                    // A graceful close waits for open streams; one the client never lets finish
+                    // (an HTTP/2 window left at 0) must not keep the connection for ever.
+                    if closing.is_some_and(|t| t.elapsed() >= self.timing.write) && activity.idle_for() > Duration::ZERO {
+                        tracing::debug!("closing a connection whose graceful close did not finish within limits.write_timeout_ms");
+                        return;
                     }
                 }
-                _ = self.stop.changed(), if !closing => {
+                _ = self.stop.changed(), if closing.is_none() => {
                     conn.as_mut().graceful_shutdown();
-                    closing = true;
+                    closing = Some(Instant::now());
                 }
             }
         }
     }
 }
 
-/// What a connection is doing: whether it has had a request, how many are in flight, and since
-/// when it has been idle.
+/// What a connection is doing: whether it has had a request, how many are in flight, since
+/// when it has been idle, and which response bodies wait for the client to take their data.
 struct Activity {
     origin: Instant,
     served: AtomicBool,
     in_flight: AtomicUsize,
     /// Milliseconds from `origin` to when the last request ended.
     idle_since_ms: AtomicU64,
+    /// Per response body: since when (ms from `origin`, 0: not) it has handed data to hyper that
+    /// hyper has not come back for.
+    handed: Mutex<Vec<Weak<AtomicU64>>>,
+    /// When the socket last took bytes (ms from `origin`): on HTTP/1.1, a client reading a
+    /// large answer slowly is not stalled. (On HTTP/2 the socket also carries pings and other
+    /// streams, so only the body's own progress counts.)
+    written: Arc<AtomicU64>,
+    h2: AtomicBool,
 }
 
 impl Activity {
@@ -206,7 +234,30 @@ impl Activity {
             served: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
+            handed: Mutex::new(Vec::new()),
+            written: Arc::new(AtomicU64::new(0)),
+            h2: AtomicBool::new(false),
         }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+
+    /// Whether a response body has waited longer than `limit` for the client to take its data,
+    /// while the socket took nothing either.
+    fn stalled_for(&self, limit: Duration) -> bool {
+        let now = self.now_ms();
+        let limit_ms = limit.as_millis() as u64;
+        if !self.h2.load(Ordering::Relaxed) && now.saturating_sub(self.written.load(Ordering::Relaxed)) < limit_ms {
+            return false;
+        }
+        let mut handed = self.handed.lock();
+        handed.retain(|w| w.strong_count() > 0);
+        handed.iter().filter_map(Weak::upgrade).any(|h| {
+            let since = h.load(Ordering::Relaxed);
+            since != 0 && Duration::from_millis(now.saturating_sub(since)) >= limit
+        })
     }
 
     fn begin(self: &Arc<Self>) -> Started {
@@ -239,18 +290,70 @@ impl Drop for Started {
     }
 }
 
+/// A response body that counts as in flight until hyper drops it (sent, or the client left),
+/// and tells its connection when it has handed data that hyper has not come back for: hyper asks
+/// for more only once the client has room (its socket, its HTTP/2 window).
+struct Tracked {
+    inner: ProxyBody,
+    handed: Arc<AtomicU64>,
+    started: Started,
+}
+
+impl Tracked {
+    fn new(inner: ProxyBody, started: Started) -> Self {
+        // Ready to go out: until hyper first asks for the body, it waits on the client too.
+        let handed = Arc::new(AtomicU64::new(started.0.now_ms().max(1)));
+        started.0.handed.lock().push(Arc::downgrade(&handed));
+        Self { inner, handed, started }
+    }
+}
+
+impl Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let p = Pin::new(&mut self.inner).poll_frame(cx);
+        let since = match &p {
+            Poll::Ready(Some(Ok(f))) if f.is_data() => self.started.0.now_ms().max(1),
+            _ => 0,
+        };
+        self.handed.store(since, Ordering::Relaxed);
+        p
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// A socket whose writes may stay pending at most `timeout`: a client that stops reading gets an
 /// error instead of holding the connection, its task and what it holds upstream.
 pub struct TimedIo<T> {
     inner: T,
     timeout: Duration,
     stalled: Option<Pin<Box<Sleep>>>,
+    /// Where to note when bytes were last written (ms from the instant given).
+    written: Option<(Arc<AtomicU64>, Instant)>,
 }
 
 impl<T> TimedIo<T> {
     /// Wraps `inner`.
     pub fn new(inner: T, timeout: Duration) -> Self {
-        Self { inner, timeout, stalled: None }
+        Self { inner, timeout, stalled: None, written: None }
+    }
+
+    /// The same, noting in `written` when bytes were last written, in ms from `origin`.
+    pub fn reporting(mut self, written: Arc<AtomicU64>, origin: Instant) -> Self {
+        self.written = Some((written, origin));
+        self
     }
 
     /// Called when a write is pending: starts the clock, or fails once it has run out.
@@ -271,6 +374,9 @@ impl<T> TimedIo<T> {
             Poll::Pending => self.pending(cx),
             ready => {
                 self.stalled = None;
+                if let Some((w, origin)) = &self.written {
+                    w.store(origin.elapsed().as_millis() as u64, Ordering::Relaxed);
+                }
                 ready
             }
         }

@@ -347,7 +347,7 @@ impl StreamGuard {
         if ev.data.is_empty() {
             // A comment or an event without data carries no text; its `event:` name is judged.
             if let Some(name) = ev.event.as_deref() {
-                self.judge_whole(name, false);
+                self.judge_whole(name, true);
                 if self.done {
                     return;
                 }
@@ -431,7 +431,7 @@ impl StreamGuard {
         if let Some(name) = ev.event.as_deref() {
             if !self.keys_seen.contains(name) {
                 self.keys_seen.insert(name.to_string());
-                self.judge_whole(name, false);
+                self.judge_whole(name, true);
             }
         }
         // One walk: the keys not seen before, and the strings not covered and not already

@@ -118,7 +118,7 @@ impl Upstreams {
             client,
             slots: Arc::new(Semaphore::new(l.max_upstream_connections.clamp(1, 1 << 24))),
             max_slots: l.max_upstream_connections.clamp(1, 1 << 24),
-            slot_wait: Limits::ms(l.connect_timeout_ms),
+            slot_wait: Limits::ms(l.connect_timeout_ms.min(1_000)),
             openai: target(&u.openai, Provider::OpenAi)?,
             anthropic: target(&u.anthropic, Provider::Anthropic)?,
             gemini: target(&u.gemini, Provider::Gemini)?,
@@ -129,7 +129,7 @@ impl Upstreams {
 
     /// Sends a request to the provider's upstream and waits for the response head.
     /// Unreachable: 502; no head within `response_timeout_ms`: 504; a redirect: 502 (never
-    /// followed); no free upstream slot within `connect_timeout_ms`: 503 (shed).
+    /// followed); no free upstream slot within a second: 503 (shed).
     ///
     /// The answer holds one of `limits.max_upstream_connections` slots until it is dropped.
     pub async fn send(

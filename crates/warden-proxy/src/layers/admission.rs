@@ -1,8 +1,10 @@
-//! The admission layer: at most `limits.max_in_flight` requests are inside Warden at once.
-//! Past it, a request is shed at once, before anything is read: a 503 in the provider's shape
-//! with `Retry-After`, recorded as `shed`. An admitted request holds its slot until its response
-//! body has been sent (a stream holds it to the end).
+//! The admission layer: at most `limits.max_in_flight` requests are inside Warden at once, and
+//! none is let in while the detector pool's queue is full. Past either, a request is shed at
+//! once, before anything is read: a 503 in the provider's shape with `Retry-After`, recorded as
+//! `shed`. An admitted request holds its slot until its response body has been sent (a stream
+//! holds it to the end).
 
+use crate::proxy::Shared;
 use crate::record::Record;
 use crate::respond::{error_response, holding, ProxyBody, ProxyError};
 use crate::shape::ErrorShape;
@@ -12,27 +14,26 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 
-/// Adds the admission layer over `slots` (`max` of them).
+/// Adds the admission layer for `shared` (its in-flight slots and detector queue).
 #[derive(Clone)]
 pub struct AdmissionLayer {
-    slots: Arc<Semaphore>,
-    max: usize,
+    shared: Arc<Shared>,
 }
 
 impl AdmissionLayer {
-    /// Admits at most `max` requests at once, one permit of `slots` each.
-    pub fn new(slots: Arc<Semaphore>, max: usize) -> Self {
-        Self { slots, max }
+    /// Admits at most `limits.max_in_flight` requests at once, one permit of `shared.in_flight`
+    /// each, and none while the detector queue is full.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
     }
 }
 
 impl<S> Layer<S> for AdmissionLayer {
     type Service = Admission<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        Admission { inner, slots: Arc::clone(&self.slots), max: self.max }
+        Admission { inner, shared: Arc::clone(&self.shared) }
     }
 }
 
@@ -40,8 +41,7 @@ impl<S> Layer<S> for AdmissionLayer {
 #[derive(Clone)]
 pub struct Admission<S> {
     inner: S,
-    slots: Arc<Semaphore>,
-    max: usize,
+    shared: Arc<Shared>,
 }
 
 impl<S, B> Service<Request<B>> for Admission<S>
@@ -58,17 +58,23 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
-            let e = ProxyError::Overloaded(format!(
-                "Warden is at capacity ({} requests in flight, limits.max_in_flight); retry shortly",
-                self.max
-            ));
-            if let Some(r) = req.extensions().get::<Record>() {
-                r.fail("shed", e.to_string());
+        let admitted = match self.shared.detector_queue_full() {
+            Some(reason) => Err(reason),
+            None => Arc::clone(&self.shared.in_flight).try_acquire_owned().map_err(|_| {
+                format!("{} requests in flight, limits.max_in_flight", self.shared.config.limits.max_in_flight)
+            }),
+        };
+        let slot = match admitted {
+            Ok(slot) => slot,
+            Err(reason) => {
+                let e = ProxyError::Overloaded(format!("Warden is at capacity ({reason}); retry shortly"));
+                if let Some(r) = req.extensions().get::<Record>() {
+                    r.fail("shed", e.to_string());
+                }
+                let errors = req.extensions().get::<ErrorShape>().copied().unwrap_or(ErrorShape::OpenAi);
+                let http1 = req.version() < http::Version::HTTP_2;
+                return Box::pin(std::future::ready(Ok(error_response(&e, errors, http1))));
             }
-            let errors = req.extensions().get::<ErrorShape>().copied().unwrap_or(ErrorShape::OpenAi);
-            let http1 = req.version() < http::Version::HTTP_2;
-            return Box::pin(std::future::ready(Ok(error_response(&e, errors, http1))));
         };
         let fut = self.inner.call(req);
         Box::pin(async move {

@@ -7,7 +7,7 @@
 //! | --- | --- |
 //! | request id (tower-http) | drops a client's `x-warden-request-id`, sets Warden's own, copies it to the response |
 //! | [`record`] | starts the request's record and the provider's error shape; sets the status sent |
-//! | [`admission`] | past `limits.max_in_flight`, sheds the request (503, `Retry-After`); holds a slot until the response body ends |
+//! | [`admission`] | past `limits.max_in_flight`, or with the detector queue full, sheds the request (503, `Retry-After`) before its body is read; holds a slot until the response body ends |
 //! | [`deadline`] | `limits.total_timeout_ms` for the exchange up to the response head (a stream's task keeps the same deadline) |
 //!
 //! Each layer answers in the provider's shape through [`crate::respond::error_response`], and
@@ -47,7 +47,7 @@ pub fn proxy_service(shared: Arc<Shared>) -> ProxyService {
         .layer(SetRequestIdLayer::new(header.clone(), WardenId))
         .layer(PropagateRequestIdLayer::new(header))
         .layer(record::RecordLayer)
-        .layer(admission::AdmissionLayer::new(Arc::clone(&shared.in_flight), limits.max_in_flight))
+        .layer(admission::AdmissionLayer::new(Arc::clone(&shared)))
         .layer(deadline::DeadlineLayer::new(crate::config::Limits::ms(limits.total_timeout_ms)))
         .service(spine);
     BoxCloneSyncService::new(svc)

@@ -108,6 +108,7 @@ impl KeyText {
 
     /// Renames the keys touched by `spans` (ranges of [`KeyText::text`]) in `body`.
     pub fn write_back(&self, body: &mut Value, spans: &[Range<usize>]) {
+        let mut renames: Vec<(&str, String)> = Vec::new();
         for (range, pointers) in &self.entries {
             let local = clip(spans, range);
             if local.is_empty() {
@@ -115,9 +116,13 @@ impl KeyText {
             }
             let old = &self.text[range.clone()];
             let new = redact(old, &local);
-            for p in pointers {
-                rename_key(body, p, &new);
-            }
+            renames.extend(pointers.iter().map(|p| (p.as_str(), new.clone())));
+        }
+        // Deepest keys first: renaming an object's own key first would leave the pointers of the
+        // keys inside it dangling, and those keys unrenamed.
+        renames.sort_by_key(|(p, _)| std::cmp::Reverse(p.matches('/').count()));
+        for (p, new) in renames {
+            rename_key(body, p, &new);
         }
     }
 }
