@@ -57,7 +57,7 @@ sys.path.insert(0, str(REPO / "tests" / "e2e"))
 import httpx2 as httpx  # noqa: E402
 
 from helpers import AZURE_API_VERSION, AZURE_DEPLOYMENT, FIXTURES, MODEL, OPENAI_JSON, POLICIES, Proc, parse_records, sse_events  # noqa: E402
-from hostile_upstream import MB, HostileUpstream  # noqa: E402
+from hostile_upstream import MB, HostileUpstream, free_port, hostile, status_kb  # noqa: E402
 
 RELEASE = Path(os.environ.get("WARDEN_RELEASE_DIR") or Path.home() / ".cache/warden/release-target/release")
 WARDEN_CACHE = Path(os.environ.get("WARDEN_CACHE") or Path.home() / ".cache/warden")
@@ -88,33 +88,14 @@ AZURE_JSON = {"content-type": "application/json", "api-key": "az-test"}
 # --------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def new_tag() -> str:
     return f"b{uuid.uuid4().hex[:12]}"
 
 
-def hostile(mode: str | None, tag: str, **params: object) -> dict[str, str]:
-    """The headers that pick the hostile upstream's answer (see hostile_upstream.py)."""
-    h = {"x-hostile-tag": tag}
-    if mode is not None:
-        h["x-hostile-mode"] = mode
-    for k, v in params.items():
-        h[f"x-hostile-{k.replace('_', '-')}"] = str(v)
-    return h
 
 
-def status_kb(pid: int) -> dict[str, int]:
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            out[name] = int(value.split()[0])
-    return out
 
 
 def pct(values: list[float], p: float) -> float | None:

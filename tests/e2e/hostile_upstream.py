@@ -41,6 +41,7 @@ import socket
 import string
 import threading
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -500,3 +501,36 @@ def drip(chars: int = 8) -> Iterator[bytes]:
     while True:
         yield chat_chunk({"content": f"w{k:06d} "[:chars]})
         k += 1
+
+
+# --------------------------------------------------------------------------------------------
+# For the attackers (the e2e tests and benches/hostile.py)
+# --------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A free loopback port, for a listener the caller starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def hostile(mode: str | None, tag: str, **params: object) -> dict[str, str]:
+    """The headers that select what the hostile upstream answers: `mode` (none: a normal
+    answer), a `tag` that groups connections, and `x-hostile-*` parameters."""
+    h = {"x-hostile-tag": tag}
+    if mode is not None:
+        h["x-hostile-mode"] = mode
+    for k, v in params.items():
+        h[f"x-hostile-{k.replace('_', '-')}"] = str(v)
+    return h
+
+
+def status_kb(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (peak) of a process, in kB."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            out[name] = int(value.split()[0])
+    return out

@@ -38,7 +38,7 @@ from helpers import (
     sse_events,
     user,
 )
-from hostile_upstream import MB, NORMAL_REPLY, HostileUpstream
+from hostile_upstream import MB, NORMAL_REPLY, HostileUpstream, free_port, hostile, status_kb
 
 # The limits under attack: small, so that a cut comes after a few MB, not 64.
 MAX_STREAM_BYTES = 2 * MB
@@ -75,34 +75,14 @@ SMALL_LIMITS = {
 # --------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tag() -> str:
     return f"t{uuid.uuid4().hex[:12]}"
 
 
-def hostile(mode: str | None, t: str, **params: object) -> dict[str, str]:
-    """The headers that select what the hostile upstream answers (see hostile_upstream.py)."""
-    h = {"x-hostile-tag": t}
-    if mode is not None:
-        h["x-hostile-mode"] = mode
-    for k, v in params.items():
-        h[f"x-hostile-{k.replace('_', '-')}"] = str(v)
-    return h
 
 
-def status_kb(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM (peak) of a process, in kB."""
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            out[name] = int(value.split()[0])
-    return out
 
 
 class Peak:
