@@ -91,12 +91,14 @@ pub fn apply(shape: &dyn Shape, json: &mut Value, all: &Texts, d: &Decision) {
             match &t.place {
                 // A blocked key is renamed to [REDACTED] where it stands.
                 TextPlace::Key(_) => {
-                    let spans: Vec<_> = blocking
+                    // What a rule redacts in the keys is renamed too, in the same pass.
+                    let mut spans: Vec<_> = blocking
                         .iter()
                         .flat_map(|h| h.findings.iter())
                         .filter(|f| f.segment == i)
                         .map(|f| f.span.clone())
                         .collect();
+                    spans.extend(d.redactions(i));
                     keys.write_back(json, &warden_core::decision::merge_spans(spans));
                 }
                 _ => sweep::blank(json, t),

@@ -271,7 +271,7 @@ impl Default for Limits {
             detector_workers: 0,
             detector_budget_ms: 2_000,
             detector_queue: 64,
-            detector_queue_timeout_ms: 2_000,
+            detector_queue_timeout_ms: 1_000,
             stream_detector_budget_ms: 10_000,
             max_stream_bytes: 64 << 20,
             max_event_bytes: 8 << 20,

@@ -818,7 +818,7 @@ async fn pump(
 
 /// Runs the stream guard on one piece, adding the time it took to `spent`. With costly detectors
 /// (classifier, plugins) in play, it first waits for a permit of the detector pool and runs off
-/// the runtime.
+/// the runtime. A piece that took long makes the stream wait as long (see [`FAIR_SHARE_AFTER`]).
 async fn judge<R>(pool: &Option<Arc<tokio::sync::Semaphore>>, spent: &mut Duration, f: impl FnOnce() -> R) -> R {
     let permit = match pool {
         Some(p) => Some(p.acquire().await.expect("the detector pool is never closed")),
@@ -829,9 +829,18 @@ async fn judge<R>(pool: &Option<Arc<tokio::sync::Semaphore>>, spent: &mut Durati
         Some(p) => on_thread(p, f),
         None => f(),
     };
-    *spent += t.elapsed();
+    let took = t.elapsed();
+    *spent += took;
+    // A stream that keeps the guard busy (a flood of text to judge) gets at most half a core:
+    // it waits as long as it worked, so other requests and /healthz keep their turn.
+    if took > FAIR_SHARE_AFTER {
+        tokio::time::sleep(took).await;
+    }
     r
 }
+
+/// Judging one piece of a stream for longer than this makes the stream wait as long again.
+const FAIR_SHARE_AFTER: Duration = Duration::from_millis(2);
 
 /// Forwards a request on a `passthrough` path without inspection.
 async fn passthrough(
