@@ -7,7 +7,7 @@ BIN := $(CARGO_TARGET_DIR)/debug
 # ONNX Runtime, fetched from PyPI by scripts/setup-ort.sh (the classifier loads it at run time).
 export ORT_DYLIB_PATH ?= $(WARDEN_CACHE)/onnxruntime-1.31.1/libonnxruntime.so.1.31.1
 
-.PHONY: run test build setup plugins lint unit e2e policies bench load fmt
+.PHONY: run test build setup plugins lint unit e2e policies bench load fmt fuzz
 
 build:
 	cargo build --locked -p warden -p mock-llm
@@ -49,3 +49,21 @@ bench: setup
 
 load: setup
 	bash benches/load.sh
+
+# Coverage-guided fuzzing (cargo fuzz with libFuzzer, on stable Rust): each target of fuzz/ runs
+# FUZZ_SECONDS, from its committed corpus (fuzz/corpus/<target>); new inputs go to
+# $(WARDEN_CACHE)/fuzz-corpus, crashes to fuzz/artifacts/<target>. FUZZ_SANITIZER=address adds
+# ASan (via RUSTC_BOOTSTRAP). `make unit` replays the committed corpora (tests/fuzz_corpora.rs).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= sse body request completion stream jsontext normalize
+FUZZ_SANITIZER ?= none
+FUZZ_ENV = CARGO_TARGET_DIR=$(WARDEN_CACHE)/fuzz-target $(if $(filter none,$(FUZZ_SANITIZER)),,RUSTC_BOOTSTRAP=1)
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+	$(FUZZ_ENV) cargo fuzz build -s $(FUZZ_SANITIZER)
+	@for t in $(FUZZ_TARGETS); do \
+		echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+		mkdir -p $(WARDEN_CACHE)/fuzz-corpus/$$t || exit 1; \
+		$(FUZZ_ENV) cargo fuzz run -s $(FUZZ_SANITIZER) $$t $(WARDEN_CACHE)/fuzz-corpus/$$t $(CURDIR)/fuzz/corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -timeout=10 -dict=$(CURDIR)/fuzz/warden.dict -print_final_stats=1 || exit 1; \
+	done

@@ -433,6 +433,24 @@ fn count_strings(json: &Value, max: usize) -> usize {
     n
 }
 
+/// The decode stage as the fuzz targets (`fuzz/`) and their corpus replay drive it: the same
+/// function the spine calls. Not for other uses.
+#[doc(hidden)]
+pub fn fuzz_decode(
+    shape: &dyn Shape,
+    info: &crate::shape::RouteInfo,
+    json: &Value,
+    limits: &Limits,
+) -> Result<(DecodedRequest, KeyText, usize), ProxyError> {
+    decode(shape, info, json, limits)
+}
+
+/// Writing a prompt's redactions back, as the fuzz targets drive it (see [`fuzz_decode`]).
+#[doc(hidden)]
+pub fn fuzz_redact(json: Value, segments: &[Segment], keys: &KeyText, d: &Decision) -> Bytes {
+    redact_request(json, segments, keys, d)
+}
+
 /// The prefix of a segment that joins the text parts of one message (judged, never written
 /// back: its parts are judged and redacted on their own too).
 const JOINED_ORIGIN: &str = "joined:";
