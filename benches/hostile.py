@@ -57,7 +57,15 @@ sys.path.insert(0, str(REPO / "tests" / "e2e"))
 import httpx2 as httpx  # noqa: E402
 
 from helpers import AZURE_API_VERSION, AZURE_DEPLOYMENT, FIXTURES, MODEL, OPENAI_JSON, POLICIES, Proc, parse_records, sse_events  # noqa: E402
-from hostile_upstream import MB, HostileUpstream, free_port, hostile, status_kb  # noqa: E402
+from hostile_upstream import (  # noqa: E402
+    MB,
+    HostileUpstream,
+    free_port,
+    hostile,
+    slow_h1_head,
+    slow_h2c_head,
+    status_kb,
+)
 
 RELEASE = Path(os.environ.get("WARDEN_RELEASE_DIR") or Path.home() / ".cache/warden/release-target/release")
 WARDEN_CACHE = Path(os.environ.get("WARDEN_CACHE") or Path.home() / ".cache/warden")
@@ -574,28 +582,8 @@ def attack_silent(w: BenchWarden, hs, n: int = 1000, n_admin: int = 20) -> dict:
     return {"connect_failed": failed, "open_s": round(opened_s, 2), "proxy": stats(main), "admin": stats(admin)}
 
 
-def slow_h1_head() -> bytes:
-    return b"POST /v1/chat/completions HTTP/1.1\r\nHost: warden\r\n" + b"".join(
-        b"X-Slow-%02d: %s\r\n" % (k, b"v" * 16) for k in range(12)
-    )
 
 
-def slow_h2c_head() -> bytes:
-    """The h2c preface, SETTINGS, then a HEADERS frame continued by CONTINUATION frames."""
-    import hpack
-    from hyperframe.frame import ContinuationFrame, HeadersFrame
-
-    fields = [(":method", "POST"), (":path", "/v1/chat/completions"), (":scheme", "http"), (":authority", "warden")]
-    fields += [(f"x-slow-{k:02d}", "v" * 16) for k in range(12)]
-    block = hpack.Encoder().encode(fields)
-    pieces = [block[k : k + 24] for k in range(0, len(block), 24)]
-    frames = HeadersFrame(1, pieces[0]).serialize()
-    for k, piece in enumerate(pieces[1:], start=1):
-        f = ContinuationFrame(1, piece)
-        if k == len(pieces) - 1:
-            f.flags.add("END_HEADERS")
-        frames += f.serialize()
-    return b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00" + frames
 
 
 def attack_slowloris(w: BenchWarden, hs, n: int = 50) -> dict:

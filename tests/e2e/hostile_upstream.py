@@ -534,3 +534,33 @@ def status_kb(pid: int) -> dict[str, int]:
         if name in ("VmRSS", "VmHWM"):
             out[name] = int(value.split()[0])
     return out
+
+
+# The opening of an h2c connection with prior knowledge: the preface and an empty SETTINGS.
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+H2_EMPTY_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def slow_h1_head() -> bytes:
+    """An HTTP/1.1 request head of twelve headers, to be sent a byte at a time."""
+    return b"POST /v1/chat/completions HTTP/1.1\r\nHost: warden\r\n" + b"".join(
+        b"X-Slow-%02d: %s\r\n" % (k, b"v" * 16) for k in range(12)
+    )
+
+
+def slow_h2c_head() -> bytes:
+    """The h2c preface, SETTINGS, then a HEADERS frame continued by CONTINUATION frames."""
+    import hpack
+    from hyperframe.frame import ContinuationFrame, HeadersFrame
+
+    fields = [(":method", "POST"), (":path", "/v1/chat/completions"), (":scheme", "http"), (":authority", "warden")]
+    fields += [(f"x-slow-{k:02d}", "v" * 16) for k in range(12)]
+    block = hpack.Encoder().encode(fields)
+    pieces = [block[k : k + 24] for k in range(0, len(block), 24)]
+    frames = HeadersFrame(1, pieces[0]).serialize()
+    for k, piece in enumerate(pieces[1:], start=1):
+        f = ContinuationFrame(1, piece)
+        if k == len(pieces) - 1:
+            f.flags.add("END_HEADERS")
+        frames += f.serialize()
+    return H2_PREFACE + H2_EMPTY_SETTINGS + frames

@@ -38,7 +38,18 @@ from helpers import (
     sse_events,
     user,
 )
-from hostile_upstream import MB, NORMAL_REPLY, HostileUpstream, free_port, hostile, status_kb
+from hostile_upstream import (
+    H2_EMPTY_SETTINGS,
+    H2_PREFACE,
+    MB,
+    NORMAL_REPLY,
+    HostileUpstream,
+    free_port,
+    hostile,
+    slow_h1_head,
+    slow_h2c_head,
+    status_kb,
+)
 
 # The limits under attack: small, so that a cut comes after a few MB, not 64.
 MAX_STREAM_BYTES = 2 * MB
@@ -552,8 +563,6 @@ def test_two_endless_key_runs_do_not_stall_other_requests(cpu, upstream):
 # 3. Hostile clients
 # --------------------------------------------------------------------------------------------
 
-H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-H2_EMPTY_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 
 
 def h2_unfinished_headers() -> bytes:
@@ -610,28 +619,8 @@ def test_silent_connections_are_closed(small):
     good.assert_all_ok()
 
 
-def slow_h1_head() -> bytes:
-    return b"POST /v1/chat/completions HTTP/1.1\r\nHost: warden\r\n" + b"".join(
-        b"X-Slow-%02d: %s\r\n" % (k, b"v" * 16) for k in range(12)
-    )
 
 
-def slow_h2c_head() -> bytes:
-    """The h2c preface, SETTINGS, then a HEADERS frame continued by CONTINUATION frames."""
-    import hpack
-    from hyperframe.frame import ContinuationFrame, HeadersFrame
-
-    fields = [(":method", "POST"), (":path", "/v1/chat/completions"), (":scheme", "http"), (":authority", "warden")]
-    fields += [(f"x-slow-{k:02d}", "v" * 16) for k in range(12)]
-    block = hpack.Encoder().encode(fields)
-    pieces = [block[k : k + 24] for k in range(0, len(block), 24)]
-    frames = HeadersFrame(1, pieces[0]).serialize()
-    for k, piece in enumerate(pieces[1:], start=1):
-        f = ContinuationFrame(1, piece)
-        if k == len(pieces) - 1:
-            f.flags.add("END_HEADERS")
-        frames += f.serialize()
-    return H2_PREFACE + H2_EMPTY_SETTINGS + frames
 
 
 @pytest.mark.parametrize("protocol", ["h1", "h2c"])
