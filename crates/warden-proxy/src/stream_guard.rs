@@ -487,7 +487,10 @@ impl StreamGuard {
             if self.done {
                 return;
             }
-            let clean = self.texts.get(&hp.slot).is_some_and(|t| t.redactions.is_empty());
+            // Not clean if a rule redacts it, nor if one blocks it and only its choice is withheld
+            // (the same value at the same place in another choice's entry must be judged again).
+            let clean =
+                self.texts.get(&hp.slot).is_some_and(|t| t.redactions.is_empty() && !self.blocked.contains(&t.choice));
             if clean && text.len() <= 256 && self.clean.len() < 4096 {
                 self.clean.insert(pointer, text);
             }
