@@ -339,6 +339,13 @@ impl StreamGuard {
             ev.raw = encode(ev.event.as_deref(), &ev.data);
         }
         if ev.data == "[DONE]" {
+            // Its `event:` name reaches the client too: judged like any other.
+            if let Some(name) = ev.event.as_deref() {
+                self.judge_whole(name, true);
+                if self.done {
+                    return;
+                }
+            }
             let held =
                 Held { raw: ev.raw, event: ev.event, json: None, is_json: false, pieces: Vec::new(), modified: false };
             self.end(Some(held), out);
