@@ -95,6 +95,7 @@ class Proc:
             env={**os.environ, **(env or {})},
         )
         lines: queue.Queue[str | None] = queue.Queue()
+        self._lines = lines
 
         def read_stdout() -> None:
             assert self.p.stdout is not None
@@ -121,7 +122,7 @@ class Proc:
                     f"{name} exited with code {code} before it was ready\n"
                     f"argv: {argv}\n--- stderr ---\n{self.stderr_text()}"
                 )
-            m = re.search(r"listening on (http://\S+)", line)
+            m = re.match(r"listening on (http://\S+)", line)
             if m:
                 self.url = m.group(1).rstrip("/")
         LIVE.append(self)
@@ -212,6 +213,8 @@ class Warden(Proc):
     ):
         # OpenAI and Anthropic come from the command line; Gemini and Azure from the config.
         cfg = {
+            # A port of its own (the default, 9090, would be shared by every instance).
+            "admin_listen": "127.0.0.1:0",
             "passthrough": ["/v1/models"],
             "limits": dict(LIMITS),
             "upstreams": {"gemini": {"url": upstream}, "azure": {"url": upstream}},
@@ -233,6 +236,20 @@ class Warden(Proc):
             "--upstream-anthropic", upstream,
         ]
         super().__init__(name, argv, logdir, env={"WARDEN_LOG": "info", **(env or {})})
+        # The admin listener's address, printed right after the proxy's.
+        self.admin_url = ""
+        if cfg.get("admin_listen") not in (None, "off"):
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while not self.admin_url and time.monotonic() < deadline:
+                try:
+                    line = self._lines.get(timeout=max(deadline - time.monotonic(), 0.0))
+                except queue.Empty:
+                    break
+                if line is None:
+                    break
+                m = re.match(r"admin listening on (http://\S+)", line)
+                if m:
+                    self.admin_url = m.group(1).rstrip("/")
         # Every request id this instance answered with, through any client made here.
         self.request_ids: list[str] = []
         self.http = self.client()

@@ -186,9 +186,17 @@ def test_signed_bundle_is_verified_at_start_and_at_reload(tmp_path, start_warden
         assert "`lists/zebra.txt` changed after signing" in w.stderr_text()
         assert decision(w, c) == "block"
 
-    # A tampered bundle does not start at all.
-    with pytest.raises(RuntimeError, match="changed after signing"):
-        start_warden("tampered", policies=pdir, config={"verify_key": str(keys / "policy.pub")})
+    # A tampered bundle serves nothing: Warden starts unready, says why on /readyz, and refuses
+    # every guarded request (503 in the provider's shape) rather than guard with a set it cannot trust.
+    t = start_warden("tampered", policies=pdir, config={"verify_key": str(keys / "policy.pub")})
+    ready = httpx.get(f"{t.admin_url}/readyz", timeout=5)
+    assert ready.status_code == 503 and "changed after signing" in ready.json()["reason"], ready.text
+    assert httpx.get(f"{t.admin_url}/healthz", timeout=5).status_code == 200
+    with t.client() as c:
+        r = c.post("/v1/chat/completions", json=chat_body("Say hello."))
+        assert r.status_code == 503 and "could not be loaded" in r.json()["error"]["message"], r.text
+        assert r.headers.get("retry-after")
+    assert t.record(t.request_ids[-1])["outcome"] == "unready"
 
 
 def test_validate_lists_every_error_with_file_line_and_field(tmp_path):

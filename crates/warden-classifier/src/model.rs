@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use warden_core::cache::ByDigest;
+use warden_core::stats;
 
 /// How many results a model remembers (each about 100 bytes).
 const CACHE_ENTRIES: u64 = 65_536;
@@ -125,8 +126,10 @@ impl Model {
         let text = prepare(normalized);
         let key: [u8; 32] = Sha256::digest(text.as_bytes()).into();
         if let Some(hit) = self.cache.get(&key) {
+            stats::CLASSIFIER_CACHE_HITS.fetch_add(1, Ordering::Relaxed);
             return Ok(hit);
         }
+        stats::CLASSIFIER_CACHE_MISSES.fetch_add(1, Ordering::Relaxed);
         let probs = self.run(&text)?;
         self.cache.insert(key, Arc::clone(&probs));
         Ok(probs)

@@ -113,18 +113,37 @@ pub struct Decision {
     pub elapsed_us: u64,
     /// The digest of the policy set that decided.
     pub policy_digest: String,
+    /// Microseconds each detector kind spent (`phrases`, `classifier`, `plugin`...), summed over
+    /// its rules and texts; kinds that did not run are absent.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timings: Vec<(&'static str, u64)>,
 }
 
 impl Decision {
     /// A decision with nothing found.
     pub fn allow(phase: Phase, policy_digest: impl Into<String>) -> Self {
-        Self { phase, action: Action::Allow, hits: Vec::new(), elapsed_us: 0, policy_digest: policy_digest.into() }
+        Self {
+            phase,
+            action: Action::Allow,
+            hits: Vec::new(),
+            elapsed_us: 0,
+            policy_digest: policy_digest.into(),
+            timings: Vec::new(),
+        }
     }
 
     /// Adds a hit and raises the action if it is stronger.
     pub fn push(&mut self, hit: RuleHit) {
         self.action = self.action.max(hit.applied);
         self.hits.push(hit);
+    }
+
+    /// Adds `us` microseconds to the time `detector` spent.
+    pub fn timed(&mut self, detector: &'static str, us: u64) {
+        match self.timings.iter_mut().find(|(d, _)| *d == detector) {
+            Some((_, t)) => *t += us,
+            None => self.timings.push((detector, us)),
+        }
     }
 
     /// The first hit that blocks, which a refusal names.

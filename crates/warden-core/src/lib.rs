@@ -11,6 +11,7 @@
 //! - [`normalize`]: Unicode normalisation with an offset map back to the original bytes;
 //! - [`jsontext`]: the strings of JSON text inside a string (tool-call arguments), decoded as
 //!   they stream, with an offset map back to the raw escapes;
+//! - [`stats`]: counters the costly detectors keep about themselves, read by the metrics;
 //! - the inline detectors: [`phrases`] (Aho-Corasick trigger phrases), [`invisible`] (zero-width,
 //!   bidi and tag characters) and [`patterns`] (regular expressions).
 //!
@@ -35,6 +36,7 @@ pub mod jsontext;
 pub mod normalize;
 pub mod patterns;
 pub mod phrases;
+pub mod stats;
 
 pub use decision::{Action, Decision, Finding, Mode, RuleHit};
 pub use detector::{Context, Cost, Detector, DetectorError, Hit, NormWindow, ScanText, StreamScanner};

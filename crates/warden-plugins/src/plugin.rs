@@ -3,6 +3,7 @@
 use crate::host::{Host, MAX_MEMORY_BYTES, TICK};
 use std::sync::Arc;
 use std::time::Duration;
+use warden_core::stats::PluginFailure;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::Linker;
 use wasmtime::{ResourceLimiter, Store, Trap};
@@ -202,6 +203,13 @@ impl Plugin {
 
     fn describe(&self, e: &wasmtime::Error, state: &State, limits: &Limits) -> String {
         let name = &self.name;
+        let kind = match e.downcast_ref::<Trap>() {
+            _ if state.memory_denied => PluginFailure::Memory,
+            Some(Trap::Interrupt) => PluginFailure::Timeout,
+            Some(_) => PluginFailure::Trap,
+            None => PluginFailure::Other,
+        };
+        warden_core::stats::plugin_failed(kind);
         if state.memory_denied {
             return format!("plugin `{name}` exceeded its memory cap of {} MiB", limits.memory_bytes >> 20);
         }
@@ -221,6 +229,7 @@ impl Plugin {
             bindings::Verdict::Flag(r) => Verdict::Flag(clip(r)),
             bindings::Verdict::Block(r) => Verdict::Block(clip(r)),
             bindings::Verdict::Redact(spans) if spans.len() > MAX_SPANS => {
+                warden_core::stats::plugin_failed(PluginFailure::InvalidAnswer);
                 return Err(PluginError::Call(format!(
                     "plugin `{}` answered redact with {} spans; at most {MAX_SPANS} are accepted",
                     self.name,
@@ -235,6 +244,7 @@ impl Plugin {
                         if a < b && b <= len && text.is_char_boundary(a) && text.is_char_boundary(b) {
                             Ok(a..b)
                         } else {
+                            warden_core::stats::plugin_failed(PluginFailure::InvalidAnswer);
                             Err(PluginError::Call(format!(
                                 "plugin `{}` answered redact with span {a}..{b}, outside the text of {len} bytes or not on a character boundary",
                                 self.name

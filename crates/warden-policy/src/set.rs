@@ -416,6 +416,7 @@ impl PolicySet {
             let mut findings = Vec::new();
             let mut error = None;
             let structural = is_structural(rule);
+            let rule_started = Instant::now();
             for (i, (role, _)) in texts.iter().enumerate() {
                 let judged = match structural {
                     true => i < fragments_from || i >= structure_from,
@@ -438,6 +439,7 @@ impl PolicySet {
                     }
                 }
             }
+            decision.timed(rule.detector.kind(), rule_started.elapsed().as_micros() as u64);
             if error.is_some() || !findings.is_empty() {
                 decision.push(rule.hit(&policy.name, findings, error));
             }

@@ -16,7 +16,13 @@
 //! passthrough: [/v1/models]     # unguarded paths forwarded as they are; others get 404
 //! tenant_header: x-warden-tenant
 //! verify_key: policy.pub         # optional: refuse an unsigned or tampered policy directory
-//! admin_listen: 127.0.0.1:9901   # optional: /healthz, /readyz, /policies, /metrics, POST /admin/reload
+//! admin_listen: 127.0.0.1:9090   # the admin listener (`off` to disable): /healthz, /readyz, /metrics,
+//!                                #   GET /admin/policies, POST /admin/reload
+//! admin_token_env: WARDEN_ADMIN_TOKEN  # the bearer token the admin listener requires when bound to a
+//!                                #   non-loopback address (read from this variable; never logged)
+//! telemetry:                     # traces (see warden_telemetry::config for every field)
+//!   endpoint: http://127.0.0.1:4318
+//!   protocol: http/protobuf
 //! watch_policies: true           # reload when a policy file changes
 //! limits:
 //!   max_body_bytes: 4194304
@@ -70,9 +76,15 @@ pub struct Config {
     pub limits: Limits,
     /// A public key file: the policy directory must be signed by it (see `warden sign`).
     pub verify_key: Option<PathBuf>,
-    /// Where the admin listener serves `/healthz`, `/readyz`, `/policies`, `/metrics` and
-    /// `POST /admin/reload`; off when unset. Keep it on a private address.
+    /// Where the admin listener serves `/healthz`, `/readyz`, `/metrics`, `GET /admin/policies`
+    /// and `POST /admin/reload` (`127.0.0.1:9090`; `off` turns it off). On a non-loopback address
+    /// it requires the bearer token of `admin_token_env`.
+    #[serde(deserialize_with = "admin_address")]
     pub admin_listen: Option<SocketAddr>,
+    /// The variable holding the admin listener's bearer token.
+    pub admin_token_env: String,
+    /// Traces.
+    pub telemetry: warden_telemetry::TelemetryConfig,
     /// Reload the policies when a file in the directory changes (SIGHUP and `POST /admin/reload`
     /// always work).
     pub watch_policies: bool,
@@ -133,7 +145,9 @@ impl Default for Config {
             tenant_header: "x-warden-tenant".into(),
             limits: Limits::default(),
             verify_key: None,
-            admin_listen: None,
+            admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+            admin_token_env: "WARDEN_ADMIN_TOKEN".into(),
+            telemetry: warden_telemetry::TelemetryConfig::default(),
             watch_policies: true,
             coverage: Coverage::default(),
         }
@@ -366,6 +380,17 @@ impl Config {
             }
         }
         Ok(c)
+    }
+}
+
+/// `admin_listen`: an address, or `off`.
+fn admin_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let s = Option::<String>::deserialize(d)?.unwrap_or_default();
+    match s.trim() {
+        "off" | "" => Ok(None),
+        a => a.parse().map(Some).map_err(|_| {
+            serde::de::Error::custom(format!("admin_listen `{a}` is not an address (HOST:PORT) or `off`"))
+        }),
     }
 }
 

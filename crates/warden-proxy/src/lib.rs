@@ -14,7 +14,7 @@
 //! | forward | [`upstream`] |
 //! | guard(completion) | [`completion`] for whole answers, [`stream_guard`] (with [`sse`]) for streams |
 //! | respond | [`respond`] (provider-shaped errors and refusals) |
-//! | record | [`record`] (started by its layer, emitted when the request is over) |
+//! | record | [`record`] (started by its layer, emitted when the request is over), [`telemetry`] (its spans, metrics and log lines) |
 //!
 //! [`proxy::handle`] runs them in that order; [`run`] starts everything.
 #![deny(missing_docs)]
@@ -34,20 +34,23 @@ pub mod server;
 pub mod shape;
 pub mod sse;
 pub mod stream_guard;
+pub mod telemetry;
 pub mod upstream;
 pub mod watch;
 
 use arc_swap::ArcSwap;
 use proxy::Shared;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tower::ServiceExt;
 use warden_policy::{LoadOptions, PolicySet};
 
 pub use config::Config;
 
-/// Loads the policies and builds the shared state. Errors say what to fix.
+/// Loads the policies and builds the shared state. Errors say what to fix. A policy set that
+/// cannot be loaded does not stop Warden: it starts unready, refusing every guarded request
+/// (503) and saying why on `/readyz`, until a reload succeeds. Call it inside the Tokio runtime
+/// (the trace exporter starts on it).
 pub fn prepare(config: Config) -> Result<Arc<Shared>, String> {
     config.limits.validate()?;
     // One TLS crypto provider for the process (ring: builds fast, no cmake).
@@ -57,8 +60,20 @@ pub fn prepare(config: Config) -> Result<Arc<Shared>, String> {
         None => None,
     };
     let load_options = LoadOptions { verify_key };
-    let policies = PolicySet::load_with(&config.policies, &load_options).map_err(|e| e.to_string())?;
+    let (policies, not_loaded) = match PolicySet::load_with(&config.policies, &load_options) {
+        Ok(set) => (set, None),
+        Err(e) => {
+            tracing::error!(
+                "the policy set at {} cannot be loaded; Warden starts unready and refuses every guarded request until it can:\n{e}",
+                config.policies.display()
+            );
+            (PolicySet::new(Vec::new(), "none".into()), Some(e.to_string()))
+        }
+    };
     let upstreams = upstream::Upstreams::new(&config)?;
+    let telemetry = Arc::new(warden_telemetry::Telemetry::start(&config.telemetry)?);
+    let rules: usize = policies.policies().iter().map(|p| p.rules.len()).sum();
+    telemetry.metrics.policy_set(policies.digest(), policies.policies().len(), rules);
     // Each worker runs one plugin instance at a time; the plugin host has room for 64 calls.
     let workers = match config.limits.detector_workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -72,8 +87,8 @@ pub fn prepare(config: Config) -> Result<Arc<Shared>, String> {
         config,
         policies: ArcSwap::from_pointee(policies),
         upstreams,
-        reload_failures: AtomicU64::new(0),
-        reloads: AtomicU64::new(0),
+        telemetry,
+        not_loaded: parking_lot::RwLock::new(not_loaded),
         load_options,
     }))
 }
@@ -86,27 +101,38 @@ pub async fn reload(shared: &Arc<Shared>) -> Result<String, String> {
     let loaded = tokio::task::spawn_blocking(move || PolicySet::load_with(&dir, &opts))
         .await
         .map_err(|e| format!("the reload task failed: {e}"))?;
+    let metrics = &shared.telemetry.metrics;
     match loaded {
         Ok(set) => {
             let digest = set.digest().to_string();
-            if digest != shared.policies.load().digest() {
+            let first = shared.not_loaded.write().take().is_some();
+            if first || digest != shared.policies.load().digest() {
+                let rules: usize = set.policies().iter().map(|p| p.rules.len()).sum();
+                metrics.policy_set(&digest, set.policies().len(), rules);
                 shared.policies.store(Arc::new(set));
-                shared.reloads.fetch_add(1, Ordering::Relaxed);
+                metrics.reloads.inc();
                 tracing::info!(policy_digest = %digest, "policies reloaded");
             }
             Ok(digest)
         }
         Err(e) => {
-            shared.reload_failures.fetch_add(1, Ordering::Relaxed);
-            tracing::error!("policy reload refused, the previous set keeps serving:\n{e}");
+            metrics.reload_failures.inc();
+            match shared.not_loaded.read().is_some() {
+                true => tracing::error!("the policy set still cannot be loaded; nothing is served until it can:\n{e}"),
+                false => tracing::error!("policy reload refused, the previous set keeps serving:\n{e}"),
+            }
             Err(e.to_string())
         }
     }
 }
 
-/// Binds, calls `ready` with the bound address, and serves until SIGINT or SIGTERM. SIGHUP
-/// reloads the policies.
-pub async fn run(config: Config, ready: impl FnOnce(SocketAddr)) -> Result<(), String> {
+/// Binds, calls `ready` with the bound address (and `admin_ready` with the admin listener's),
+/// and serves until SIGINT or SIGTERM. SIGHUP reloads the policies.
+pub async fn run(
+    config: Config,
+    ready: impl FnOnce(SocketAddr),
+    admin_ready: impl FnOnce(SocketAddr),
+) -> Result<(), String> {
     let listen = config.listen;
     server::raise_fd_limit(&config.limits);
     let shared = prepare(config)?;
@@ -115,21 +141,31 @@ pub async fn run(config: Config, ready: impl FnOnce(SocketAddr)) -> Result<(), S
         .map_err(|e| format!("cannot listen on {listen}: {e} (set --listen or `listen:` in the config)"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%addr, policy_digest = %shared.policies.load().digest(), "warden listening");
+    let mut admin_addr_bound = None;
     if let Some(admin) = shared.config.admin_listen {
         let l = tokio::net::TcpListener::bind(admin)
             .await
             .map_err(|e| format!("cannot listen on {admin} for the admin endpoints: {e} (admin_listen)"))?;
-        tracing::info!(addr = %l.local_addr().map_err(|e| e.to_string())?, "admin listening");
+        let admin_addr = l.local_addr().map_err(|e| e.to_string())?;
+        admin::check_exposure(&shared.config, admin_addr)?;
+        tracing::info!(addr = %admin_addr, "admin listening");
         tokio::spawn(admin::serve(l, Arc::clone(&shared)));
+        admin_addr_bound = Some(admin_addr);
     }
     if shared.config.watch_policies {
         watch::spawn(Arc::clone(&shared))?;
     }
     ready(addr);
+    if let Some(a) = admin_addr_bound {
+        admin_ready(a);
+    }
     spawn_reload_on_sighup(Arc::clone(&shared));
     let limits = shared.config.limits.clone();
+    let telemetry = Arc::clone(&shared.telemetry);
     let svc = layers::proxy_service(shared);
     server::serve(listener, &limits, move |req| svc.clone().oneshot(req), shutdown_signal()).await;
+    // Spans still queued are exported before exit (bounded: a dead collector cannot hold it).
+    tokio::task::spawn_blocking(move || telemetry.shutdown(std::time::Duration::from_secs(5))).await.ok();
     Ok(())
 }
 

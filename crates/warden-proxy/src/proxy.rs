@@ -11,7 +11,9 @@ use crate::record::Record;
 use crate::respond::{self, full, ProxyBody, ProxyError};
 use crate::route::{self, Route};
 use crate::shape::sweep::{self, KeyText};
-use crate::shape::{DecodedRequest, ErrorShape, Shape, UnseenKind};
+use crate::shape::{DecodedRequest, ErrorShape, ResponseInfo, Shape, UnseenKind};
+use crate::telemetry;
+use tracing::Instrument;
 use crate::stream_guard::{StreamGuard, StreamTarget};
 use crate::upstream::{self, UpstreamResponse, Upstreams};
 use arc_swap::ArcSwap;
@@ -23,7 +25,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 use warden_core::{Action, Decision, Mode, Phase, Provider, Role, RuleHit, Segment};
@@ -38,10 +40,11 @@ pub struct Shared {
     pub policies: ArcSwap<PolicySet>,
     /// The upstream client.
     pub upstreams: Upstreams,
-    /// Policy reloads that failed (the old set kept serving).
-    pub reload_failures: AtomicU64,
-    /// Policy reloads that swapped in a new set.
-    pub reloads: AtomicU64,
+    /// Traces and metrics.
+    pub telemetry: Arc<warden_telemetry::Telemetry>,
+    /// Why the policy set could not be loaded at start, until one loads: every guarded request
+    /// is refused (503) and `/readyz` is unready meanwhile.
+    pub not_loaded: parking_lot::RwLock<Option<String>>,
     /// How policies are loaded (the signature to verify).
     pub load_options: warden_policy::LoadOptions,
     /// Permits to run costly detectors: the bounded pool that requests and streams await.
@@ -115,6 +118,22 @@ impl Shared {
         }
     }
 
+    /// Why the proxy cannot serve now, if it cannot: the policy set never loaded.
+    pub fn unready(&self) -> Option<String> {
+        self.not_loaded.read().as_ref().map(|e| {
+            format!(
+                "the policy set at {} could not be loaded at start, so nothing is served until it does \
+                 (fix the files: they are reloaded when changed, on SIGHUP or POST /admin/reload): {e}",
+                self.config.policies.display()
+            )
+        })
+    }
+
+    /// Requests in flight now.
+    pub fn in_flight_now(&self) -> usize {
+        self.config.limits.max_in_flight.clamp(1, 1 << 24).saturating_sub(self.in_flight.available_permits())
+    }
+
     /// Whether the proxy is saturated: every in-flight slot taken, or the detector queue full.
     pub fn saturation(&self) -> Option<String> {
         let l = &self.config.limits;
@@ -182,7 +201,7 @@ fn set_decision(r: &mut Response<ProxyBody>, a: Action) {
 pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
     let record = match req.extensions().get::<Record>() {
         Some(r) => r.clone(),
-        None => Record::start(String::new(), req.method().as_str(), req.uri().path()),
+        None => Record::start(String::new(), req.method().as_str(), req.uri().path(), Default::default(), None),
     };
     let errors = req.extensions().get::<ErrorShape>().copied().unwrap_or(ErrorShape::OpenAi);
     let http1 = req.version() < http::Version::HTTP_2;
@@ -247,8 +266,15 @@ async fn exchange(shared: &Shared, req: Request<Incoming>, rec: &Record) -> Resu
     };
     let shape = g.shape;
     let errors = shape.errors();
-    rec.data().provider = Some(g.provider.as_str());
-    rec.data().api = Some(shape.name());
+    let tel = &*shared.telemetry;
+    {
+        let template = route::template(&path);
+        rec.span().rename(format!("{} {template}", parts.method));
+        let mut d = rec.data();
+        d.provider = Some(g.provider.as_str());
+        d.api = Some(shape.name());
+        d.route = Some(template);
+    }
 
     // decode
     body::check_json_content_type(&parts.headers)?;
@@ -280,8 +306,10 @@ async fn exchange(shared: &Shared, req: Request<Incoming>, rec: &Record) -> Resu
     // guard(prompt)
     let texts: Vec<(Role, &str)> = request.segments.iter().map(|s| (s.role, s.text.as_str())).collect();
     let split = Split { fragments_from: known, structure_from: texts.len() };
+    let span = telemetry::guard_span(tel, rec, Phase::Prompt);
     let mut prompt = shared.evaluate(&policies, Phase::Prompt, &target, &texts, split).await?;
     flag_unseen(&shared.config, &request, &mut prompt);
+    telemetry::guard_done(tel, &span, &policies, &prompt);
     rec.data().prompt = Some((&prompt).into());
     rec.data().policy_digest = Some(policies.digest().to_string());
     if let Some(hit) = prompt.blocking_hit() {
@@ -298,10 +326,35 @@ async fn exchange(shared: &Shared, req: Request<Incoming>, rec: &Record) -> Resu
         Some(q) => format!("{path}?{q}"),
         None => path.clone(),
     };
-    let resp = shared.upstreams.send(g.provider, parts.method.clone(), &pq, &parts.headers, upstream_body, &[]).await?;
+    let base = shared.upstreams.base(g.provider);
+    let client = telemetry::client_span(tel, rec, shape, g.provider, &request.model, request.stream, base);
+    telemetry::capture_input(tel, &client, &request.segments, &prompt);
+    // The upstream call continues the trace: its `traceparent` is the CLIENT span's.
+    let mut trace_headers = HeaderMap::new();
+    client.inject(&mut trace_headers);
+    let trace_headers: Vec<_> = trace_headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let sent = std::time::Instant::now();
+    let resp = match shared
+        .upstreams
+        .send(g.provider, parts.method.clone(), &pq, &parts.headers, upstream_body, &trace_headers)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            telemetry::client_done(&client, None, &ResponseInfo::default(), Some(&e.to_string()), None);
+            return Err(e);
+        }
+    };
     let status = resp.status();
-    rec.data().upstream_status = Some(status.as_u16());
-    undecodable(resp.headers())?;
+    {
+        let mut d = rec.data();
+        d.upstream_status = Some(status.as_u16());
+        d.upstream_ms = Some(sent.elapsed().as_secs_f64() * 1000.0);
+    }
+    if let Err(e) = undecodable(resp.headers()) {
+        telemetry::client_done(&client, Some(status.as_u16()), &ResponseInfo::default(), Some(&e.to_string()), None);
+        return Err(e);
+    }
     let headers = upstream::filter_headers(resp.headers(), &["content-encoding", "content-length"]);
     // A stream only if the client asked for one: an answer labelled as a stream to a request
     // for a whole answer is judged whole (the client will read it whole).
@@ -313,8 +366,11 @@ async fn exchange(shared: &Shared, req: Request<Incoming>, rec: &Record) -> Resu
 
     if !status.is_success() && !is_sse {
         // The provider's own error: its message is text a user sees, so it is judged too.
-        let body = read_upstream(resp, limits).await?;
-        let (body, d) = guard_error_body(shared, errors, &policies, &target, status, body).await?;
+        let body = read_upstream(resp, limits).await;
+        telemetry::client_done(&client, Some(status.as_u16()), &ResponseInfo::default(), body.as_ref().err().map(|e| e.to_string()).as_deref(), None);
+        let span = telemetry::guard_span(tel, rec, Phase::Completion);
+        let (body, d) = guard_error_body(shared, errors, &policies, &target, status, body?).await?;
+        telemetry::guard_done(tel, &span, &policies, &d);
         rec.data().completion = Some((&d).into());
         return Ok(response(status, headers, full(body), prompt.action.max(d.action)));
     }
@@ -342,13 +398,44 @@ async fn exchange(shared: &Shared, req: Request<Incoming>, rec: &Record) -> Resu
         rec.data().status = status.as_u16();
         let pool = costly.then(|| Arc::clone(&shared.detector_pool));
         rec.streaming();
-        tokio::spawn(pump(resp, guard, pool, tx, rec.clone(), bounds));
+        let trace = StreamTrace {
+            telemetry: Arc::clone(&shared.telemetry),
+            policies: Arc::clone(&policies),
+            guard: telemetry::guard_span(tel, rec, Phase::Completion),
+            client,
+            status: status.as_u16(),
+        };
+        tokio::spawn(pump(resp, guard, pool, tx, rec.clone(), bounds, trace).instrument(tracing::Span::current()));
         return Ok(response(status, headers, body.boxed(), prompt.action));
     }
 
     // guard(completion), whole
-    let body = read_upstream(resp, limits).await?;
-    let (body, completion) = guard_completion(shared, shape, &policies, &target, body).await?;
+    let body = match read_upstream(resp, limits).await {
+        Ok(b) => b,
+        Err(e) => {
+            telemetry::client_done(&client, Some(status.as_u16()), &ResponseInfo::default(), Some(&e.to_string()), None);
+            return Err(e);
+        }
+    };
+    let read_at = std::time::SystemTime::now();
+    let span = telemetry::guard_span(tel, rec, Phase::Completion);
+    let judged = guard_completion(shared, shape, &policies, &target, body).await;
+    let (body, completion, info) = match judged {
+        Ok(j) => j,
+        Err(e) => {
+            telemetry::client_done(&client, Some(status.as_u16()), &ResponseInfo::default(), None, Some(read_at));
+            return Err(e);
+        }
+    };
+    telemetry::guard_done(tel, &span, &policies, &completion);
+    if tel.capture_content && client.recording() {
+        let sent: Vec<String> = crate::json::parse(&body)
+            .map(|j| shape.completion_texts(&j).into_iter().map(|t| t.text).collect())
+            .unwrap_or_default();
+        telemetry::capture_output(tel, &client, &sent, &info.finish_reasons);
+    }
+    telemetry::client_done(&client, Some(status.as_u16()), &info, None, Some(read_at));
+    rec.data().response = Some(info);
     rec.data().completion = Some((&completion).into());
     if completion.action == Action::Block {
         rec.data().outcome = "refused";
@@ -619,25 +706,27 @@ async fn guard_completion(
     policies: &PolicySet,
     target: &Target<'_>,
     body: Bytes,
-) -> Result<(Bytes, Decision), ProxyError> {
-    if !shape.judges_completion() {
-        return Ok((body, Decision::allow(Phase::Completion, policies.digest())));
-    }
+) -> Result<(Bytes, Decision, ResponseInfo), ProxyError> {
     let (mut json, texts) = shared
         .heavy(body.len(), || {
             let json: Value = crate::json::parse(&body).map_err(|_| {
                 ProxyError::BadGateway("the upstream's answer is not JSON, so it cannot be inspected".into())
             })?;
-            let texts = completion::texts(shape, &json);
+            let texts = shape.judges_completion().then(|| completion::texts(shape, &json));
             Ok::<_, ProxyError>((json, texts))
         })
         .await??;
+    let mut info = ResponseInfo::default();
+    shape.response_info(None, &json, &mut info);
+    let Some(texts) = texts else {
+        return Ok((body, Decision::allow(Phase::Completion, policies.digest()), info));
+    };
     let d = shared.evaluate(policies, Phase::Completion, target, &texts.pairs(), texts.split()).await?;
     if d.action < Action::Redact {
-        return Ok((body, d));
+        return Ok((body, d, info));
     }
     completion::apply(shape, &mut json, &texts, &d);
-    Ok((Bytes::from(serde_json::to_vec(&json).unwrap_or_default()), d))
+    Ok((Bytes::from(serde_json::to_vec(&json).unwrap_or_default()), d, info))
 }
 
 /// Judges an upstream error body (its message is text a user sees): a blocked message is
@@ -716,6 +805,17 @@ struct StreamBounds {
 /// Why a stream stopped early, for the record: the outcome and the message.
 type Stop = (&'static str, String);
 
+/// The spans a stream ends, and what it needs to fill them.
+struct StreamTrace {
+    telemetry: Arc<warden_telemetry::Telemetry>,
+    policies: Arc<PolicySet>,
+    /// `warden.guard completion`, for the whole stream.
+    guard: warden_telemetry::SpanCx,
+    /// The upstream call.
+    client: warden_telemetry::SpanCx,
+    status: u16,
+}
+
 /// Moves a streamed answer from the upstream through the stream guard to the client.
 ///
 /// Every way a stream can run on is bounded: the upstream's silence, the total deadline, the
@@ -729,7 +829,11 @@ async fn pump(
     tx: tokio::sync::mpsc::Sender<Bytes>,
     rec: Record,
     b: StreamBounds,
+    trace: StreamTrace,
 ) {
+    let started = rec.started();
+    let mut first_sent: Option<Duration> = None;
+    let mut events_sent = 0usize;
     let mut carried = 0usize;
     let mut spent = Duration::ZERO;
     let mut stop: Option<Stop> = None;
@@ -786,6 +890,7 @@ async fn pump(
             out.done = true;
             stop = Some(("cut", m));
         }
+        events_sent += out.send.len();
         // Events released together go out as one write.
         let batch = match out.send.len() {
             0 => None,
@@ -795,7 +900,9 @@ async fn pump(
         if let Some(batch) = batch {
             let left = b.deadline.saturating_duration_since(tokio::time::Instant::now());
             match tokio::time::timeout(b.write.min(left), tx.send(batch)).await {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => {
+                    first_sent.get_or_insert_with(|| started.elapsed());
+                }
                 Ok(Err(_)) => {
                     stop.get_or_insert((
                         "client_gone",
@@ -818,6 +925,12 @@ async fn pump(
     }
     // The upstream is released before the record is written.
     drop(resp);
+    let tel = &*trace.telemetry;
+    telemetry::guard_done(tel, &trace.guard, &trace.policies, guard.decision());
+    let first_token_s = first_sent.map(|d| d.as_secs_f64());
+    telemetry::stream_figures(&trace.client, first_token_s, guard.held_events(), guard.withheld_bytes(), events_sent);
+    let upstream_error = stop.as_ref().filter(|(o, _)| *o == "failed").map(|(_, m)| m.as_str());
+    telemetry::client_done(&trace.client, Some(trace.status), guard.response_info(), upstream_error, None);
     if let Some((outcome, message)) = stop {
         rec.fail(outcome, message);
     }
@@ -827,6 +940,9 @@ async fn pump(
     rec.finish("answered");
     let mut d = rec.data();
     d.completion = Some(guard.decision().into());
+    d.response = Some(guard.response_info().clone());
+    d.first_token_ms = first_sent.map(|t| t.as_secs_f64() * 1000.0);
+    d.events_held = guard.held_events();
     d.withheld_bytes = guard.withheld_bytes();
     d.unknown_events = guard.unknown_events();
     if guard.dropped_events() > 0 && d.error.is_none() {

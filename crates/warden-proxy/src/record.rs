@@ -7,12 +7,18 @@
 //! A record never holds prompt or completion text, an API key or an `Authorization` header: it
 //! holds the decision (policies, rules, detectors, labels of what matched, byte spans) and the
 //! tenant, which is a header value or a hash of the key.
+//!
+//! When the request is over the record feeds its sinks, in [`crate::telemetry::finish`]: the
+//! decision record line (target `warden::record`, which no log filter switches off), the access
+//! log line, the request's metrics, and the end of its SERVER span.
 
+use crate::shape::ResponseInfo;
 use parking_lot::{MappedMutexGuard, Mutex, MutexGuard};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
 use warden_core::{Action, Decision};
+use warden_telemetry::{SpanCx, Telemetry};
 
 /// A decision, as recorded.
 #[derive(Debug, Clone, Serialize)]
@@ -82,6 +88,12 @@ pub struct RecordData {
     pub method: String,
     /// Request path.
     pub path: String,
+    /// The route template (`/v1/chat/completions`, `/openai/deployments/{deployment}/chat/completions`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// The trace id, when the request is traced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     /// The upstream provider: `openai`, `anthropic`, `azure` or `gemini`.
     pub provider: Option<&'static str>,
     /// The API shape (`openai.chat`, `openai.responses`, `anthropic.messages`...).
@@ -110,6 +122,18 @@ pub struct RecordData {
     pub withheld_bytes: usize,
     /// The upstream's status code.
     pub upstream_status: Option<u16>,
+    /// What the answer said of itself (id, model, tokens, finish reasons).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<ResponseInfo>,
+    /// Milliseconds the upstream took to its response head.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_ms: Option<f64>,
+    /// Streams: milliseconds from the request to the first event sent to the client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_token_ms: Option<f64>,
+    /// Streams: events the guard held back before releasing (or withholding) them.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub events_held: usize,
     /// The status sent to the client.
     pub status: u16,
     /// `answered`, `refused`, `rejected` (bad request), `failed`, `client_gone`, `shed` (turned
@@ -131,18 +155,38 @@ fn is_zero(n: &usize) -> bool {
 pub struct Record(Arc<Mutex<Open>>);
 
 /// The record's data and when its request began.
-struct Open {
-    data: RecordData,
-    started: Instant,
+pub(crate) struct Open {
+    pub(crate) data: RecordData,
+    pub(crate) started: Instant,
     /// The outcome is decided later, by the task that streams the answer.
     streaming: bool,
+    /// The request's SERVER span (nothing when traces are off).
+    pub(crate) span: SpanCx,
+    /// Where the record's metrics go.
+    pub(crate) telemetry: Option<Arc<Telemetry>>,
 }
 
 impl Record {
-    /// Starts the record of a request.
-    pub fn start(request_id: String, method: &str, path: &str) -> Self {
-        let data = RecordData { request_id, method: method.to_string(), path: path.to_string(), ..Default::default() };
-        Record(Arc::new(Mutex::new(Open { data, started: Instant::now(), streaming: false })))
+    /// Starts the record of a request, with its SERVER span and the telemetry it reports to.
+    pub fn start(request_id: String, method: &str, path: &str, span: SpanCx, telemetry: Option<Arc<Telemetry>>) -> Self {
+        let data = RecordData {
+            request_id,
+            method: method.to_string(),
+            path: path.to_string(),
+            trace_id: span.trace_id(),
+            ..Default::default()
+        };
+        Record(Arc::new(Mutex::new(Open { data, started: Instant::now(), streaming: false, span, telemetry })))
+    }
+
+    /// The request's SERVER span, to start children of.
+    pub fn span(&self) -> SpanCx {
+        self.0.lock().span.clone()
+    }
+
+    /// When the request began.
+    pub fn started(&self) -> Instant {
+        self.0.lock().started
     }
 
     /// The data, to fill in. Hold the guard for a statement, never across an `.await`.
@@ -186,10 +230,6 @@ impl Record {
 
 impl Drop for Open {
     fn drop(&mut self) {
-        // Serialise only if the line will be written (`WARDEN_LOG=warn` turns records off).
-        if !tracing::enabled!(target: "warden::record", tracing::Level::INFO) {
-            return;
-        }
         // Never given an outcome: the request's future was dropped, which hyper does when the
         // client goes away before the answer.
         if self.data.outcome.is_empty() {
@@ -197,7 +237,6 @@ impl Drop for Open {
             self.data.error.get_or_insert_with(|| "the client went away before the answer".into());
         }
         self.data.duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        let line = serde_json::to_string(&self.data).unwrap_or_default();
-        tracing::info!(target: "warden::record", "{line}");
+        crate::telemetry::finish(self);
     }
 }

@@ -181,6 +181,24 @@ fn guarded(path: &str, query: Option<&str>) -> Option<Guarded> {
     Some(Guarded { shape: &shape::GEMINI, provider: Provider::Gemini, info: info(Some(model), streams) })
 }
 
+/// The route template of a guarded path, for `http.route` and span names: the Azure deployment
+/// and the Gemini model are replaced by `{deployment}` and `{model}`.
+pub fn template(path: &str) -> String {
+    if let Some(rest) = path.strip_prefix("/openai/deployments/") {
+        if let Some((_, op)) = rest.split_once('/') {
+            return format!("/openai/deployments/{{deployment}}/{op}");
+        }
+    }
+    for prefix in ["/v1beta/models/", "/v1/models/"] {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            if let Some((_, method)) = rest.rsplit_once(':') {
+                return format!("{prefix}{{model}}:{method}");
+            }
+        }
+    }
+    path.to_string()
+}
+
 /// Resolves a request. Guarded paths need POST; unknown paths are refused (an unguarded path is
 /// a hole) unless listed as passthrough. `path` is the decoded path ([`decode_unreserved`]).
 pub fn resolve(
@@ -233,6 +251,13 @@ mod tests {
             resolve(&Method::GET, "/v1/models/gpt-4o", None, &h, &pass).unwrap(),
             Route::Passthrough(Provider::OpenAi)
         ));
+    }
+
+    #[test]
+    fn templates_hide_deployments_and_models() {
+        assert_eq!(template("/v1/chat/completions"), "/v1/chat/completions");
+        assert_eq!(template("/openai/deployments/prod-4o/chat/completions"), "/openai/deployments/{deployment}/chat/completions");
+        assert_eq!(template("/v1beta/models/gemini-2.5-flash:streamGenerateContent"), "/v1beta/models/{model}:streamGenerateContent");
     }
 
     #[test]

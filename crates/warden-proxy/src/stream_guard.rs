@@ -20,7 +20,7 @@
 //! arguments stay valid JSON; a rewritten logprob token loses its alternatives).
 
 use crate::config::UnknownEvents;
-use crate::shape::{self, sweep, EventPieces, Piece, PieceKind, Shape, StreamMemo, TextKey};
+use crate::shape::{self, sweep, EventPieces, Piece, PieceKind, ResponseInfo, Shape, StreamMemo, TextKey};
 use crate::sse::{encode, SseEvent, SseParser};
 use bytes::Bytes;
 use serde_json::Value;
@@ -167,6 +167,10 @@ pub struct StreamGuard {
     /// Bytes of streamed text so far, and when released text is next forgotten.
     streamed: usize,
     forget_at: usize,
+    /// What the events said of the answer (id, model, tokens, finish reasons), for telemetry.
+    info: ResponseInfo,
+    /// Events held back at least once before release.
+    held_events: usize,
 }
 
 /// The most rule hits one stream's decision keeps: a rule that flags every delta of an endless
@@ -215,6 +219,8 @@ impl StreamGuard {
             hits_dropped: 0,
             streamed: 0,
             forget_at: FORGET_EVERY,
+            info: ResponseInfo::default(),
+            held_events: 0,
         }
     }
 
@@ -259,6 +265,16 @@ impl StreamGuard {
     /// Bytes withheld from the client by a block.
     pub fn withheld_bytes(&self) -> usize {
         self.withheld
+    }
+
+    /// What the events said of the answer: id, model, tokens, finish reasons.
+    pub fn response_info(&self) -> &ResponseInfo {
+        &self.info
+    }
+
+    /// Events held back at least once before they were released (or withheld).
+    pub fn held_events(&self) -> usize {
+        self.held_events
     }
 
     /// Events dropped because their data was not JSON (and so could not be inspected), or because
@@ -423,6 +439,7 @@ impl StreamGuard {
         } else {
             self.shape.remember(&mut self.memo, &json);
         }
+        self.shape.response_info(ev.event.as_deref(), &json, &mut self.info);
         let json = modified.then_some(json);
         let held = Held { raw: ev.raw, event: ev.event, json, is_json: true, pieces: held_pieces, modified };
         if last {
@@ -681,6 +698,9 @@ impl StreamGuard {
         }
         self.held.push_back(held);
         self.release(false, out);
+        if !self.held.is_empty() {
+            self.held_events += 1;
+        }
     }
 
     /// Sends held events from the front while their text is safe (or all, at the end).

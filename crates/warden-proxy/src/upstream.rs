@@ -127,6 +127,16 @@ impl Upstreams {
         })
     }
 
+    /// The base URL of `provider`'s upstream (for the CLIENT span's `server.address`).
+    pub fn base(&self, provider: Provider) -> &str {
+        match provider {
+            Provider::OpenAi => &self.openai.base,
+            Provider::Anthropic => &self.anthropic.base,
+            Provider::Gemini => &self.gemini.base,
+            Provider::Azure => self.azure.as_ref().map_or("", |t| t.base.as_str()),
+        }
+    }
+
     /// Sends a request to the provider's upstream and waits for the response head.
     /// Unreachable: 502; no head within `response_timeout_ms`: 504; a redirect: 502 (never
     /// followed); no free upstream slot within a second: 503 (shed).

@@ -39,9 +39,10 @@ enum Command {
         /// Public key file: refuse a policy directory not signed by it (at start and at reload).
         #[arg(long)]
         verify_key: Option<PathBuf>,
-        /// Address of the admin listener (health, policy view, reload, metrics).
+        /// Address of the admin listener (health, readiness, metrics, policy view, reload)
+        /// [default: 127.0.0.1:9090]; `off` turns it off.
         #[arg(long)]
-        admin_listen: Option<SocketAddr>,
+        admin_listen: Option<String>,
         /// Log format: `text` or `json`.
         #[arg(long, default_value = "text", env = "WARDEN_LOG_FORMAT")]
         log_format: String,
@@ -106,17 +107,6 @@ enum Command {
     },
 }
 
-fn init_logs(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if format == "json" {
-        b.json().init();
-    } else {
-        b.with_ansi(std::io::stderr().is_terminal()).init();
-    }
-}
-
 /// Loads a policy directory, verifying its signature when a key is given.
 fn load_policies(dir: &std::path::Path, verify_key: Option<&std::path::Path>) -> Result<PolicySet> {
     let verify_key = verify_key.map(warden_policy::sign::read_verifying_key).transpose().map_err(anyhow::Error::msg)?;
@@ -179,7 +169,7 @@ fn main() -> Result<()> {
             admin_listen,
             log_format,
         } => {
-            init_logs(&log_format);
+            warden_telemetry::logs::init(&log_format).map_err(anyhow::Error::msg)?;
             let mut c = match &config {
                 Some(p) => Config::from_file(p)?,
                 None => Config::default(),
@@ -199,15 +189,28 @@ fn main() -> Result<()> {
             if let Some(k) = verify_key {
                 c.verify_key = Some(k);
             }
-            if let Some(a) = admin_listen {
-                c.admin_listen = Some(a);
+            match admin_listen.as_deref().map(str::trim) {
+                None => {}
+                Some("off") => c.admin_listen = None,
+                Some(a) => {
+                    c.admin_listen = Some(a.parse().with_context(|| {
+                        format!("--admin-listen `{a}` is not an address (HOST:PORT) or `off`")
+                    })?)
+                }
             }
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            rt.block_on(warden_proxy::run(c, |addr| {
-                // Scripts and tests wait for this line.
-                println!("listening on http://{addr}");
-                let _ = std::io::stdout().flush();
-            }))
+            rt.block_on(warden_proxy::run(
+                c,
+                |addr| {
+                    // Scripts and tests wait for this line.
+                    println!("listening on http://{addr}");
+                    let _ = std::io::stdout().flush();
+                },
+                |admin| {
+                    println!("admin listening on http://{admin}");
+                    let _ = std::io::stdout().flush();
+                },
+            ))
             .map_err(anyhow::Error::msg)
         }
         Command::Validate { dir, verify_key } => match load_policies(&dir, verify_key.as_deref()) {

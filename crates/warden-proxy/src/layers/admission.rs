@@ -58,18 +58,20 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let admitted = match self.shared.detector_queue_full() {
-            Some(reason) => Err(reason),
-            None => Arc::clone(&self.shared.in_flight).try_acquire_owned().map_err(|_| {
-                format!("{} requests in flight, limits.max_in_flight", self.shared.config.limits.max_in_flight)
+        let admitted = match (self.shared.unready(), self.shared.detector_queue_full()) {
+            (Some(why), _) => Err(("unready", why)),
+            (None, Some(reason)) => Err(("shed", format!("Warden is at capacity ({reason}); retry shortly"))),
+            (None, None) => Arc::clone(&self.shared.in_flight).try_acquire_owned().map_err(|_| {
+                let max = self.shared.config.limits.max_in_flight;
+                ("shed", format!("Warden is at capacity ({max} requests in flight, limits.max_in_flight); retry shortly"))
             }),
         };
         let slot = match admitted {
             Ok(slot) => slot,
-            Err(reason) => {
-                let e = ProxyError::Overloaded(format!("Warden is at capacity ({reason}); retry shortly"));
+            Err((outcome, message)) => {
+                let e = ProxyError::Overloaded(message);
                 if let Some(r) = req.extensions().get::<Record>() {
-                    r.fail("shed", e.to_string());
+                    r.fail(outcome, e.to_string());
                 }
                 let errors = req.extensions().get::<ErrorShape>().copied().unwrap_or(ErrorShape::OpenAi);
                 let http1 = req.version() < http::Version::HTTP_2;

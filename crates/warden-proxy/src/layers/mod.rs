@@ -6,6 +6,7 @@
 //! | layer | job |
 //! | --- | --- |
 //! | request id (tower-http) | drops a client's `x-warden-request-id`, sets Warden's own, copies it to the response |
+//! | [`trace`] | starts the SERVER span (continuing the caller's `traceparent`) and the log span of the request |
 //! | [`record`] | starts the request's record and the provider's error shape; sets the status sent |
 //! | [`admission`] | past `limits.max_in_flight`, or with the detector queue full, sheds the request (503, `Retry-After`) before its body is read; holds a slot until the response body ends |
 //! | [`deadline`] | `limits.total_timeout_ms` for the exchange up to the response head (a stream's task keeps the same deadline) |
@@ -16,6 +17,7 @@
 pub mod admission;
 pub mod deadline;
 pub mod record;
+pub mod trace;
 
 use crate::proxy::{self, Shared, REQUEST_ID_HEADER};
 use crate::respond::ProxyBody;
@@ -46,7 +48,8 @@ pub fn proxy_service(shared: Arc<Shared>) -> ProxyService {
         })
         .layer(SetRequestIdLayer::new(header.clone(), WardenId))
         .layer(PropagateRequestIdLayer::new(header))
-        .layer(record::RecordLayer)
+        .layer(trace::TraceLayer::new(Arc::clone(&shared.telemetry)))
+        .layer(record::RecordLayer::new(Arc::clone(&shared.telemetry)))
         .layer(admission::AdmissionLayer::new(Arc::clone(&shared)))
         .layer(deadline::DeadlineLayer::new(crate::config::Limits::ms(limits.total_timeout_ms)))
         .service(spine);

@@ -1,4 +1,5 @@
-//! The record layer: starts the request's [`Record`] and works out the provider's error shape
+//! The record layer: starts the request's [`Record`] (holding the SERVER span of the trace
+//! layer) and works out the provider's error shape
 //! from the path and headers (before anything is routed, so that even a shed or timed-out
 //! request is answered in its client's shape), and, once the response head is ready, sets the
 //! status sent and the outcome `answered` unless a stage set another.
@@ -11,17 +12,28 @@ use http::{Request, Response};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::{Layer, Service};
+use warden_telemetry::{SpanCx, Telemetry};
 
 /// Adds the record layer.
-#[derive(Clone, Copy)]
-pub struct RecordLayer;
+#[derive(Clone)]
+pub struct RecordLayer {
+    telemetry: Arc<Telemetry>,
+}
+
+impl RecordLayer {
+    /// A record layer whose records report to `telemetry`.
+    pub fn new(telemetry: Arc<Telemetry>) -> Self {
+        Self { telemetry }
+    }
+}
 
 impl<S> Layer<S> for RecordLayer {
     type Service = RecordService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        RecordService { inner }
+        RecordService { inner, telemetry: Arc::clone(&self.telemetry) }
     }
 }
 
@@ -29,6 +41,7 @@ impl<S> Layer<S> for RecordLayer {
 #[derive(Clone)]
 pub struct RecordService<S> {
     inner: S,
+    telemetry: Arc<Telemetry>,
 }
 
 impl<S, B> Service<Request<B>> for RecordService<S>
@@ -47,7 +60,9 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let id = req.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         let path = req.uri().path().to_string();
-        let record = Record::start(id, req.method().as_str(), &path);
+        // The SERVER span the trace layer started: the record ends it.
+        let span = req.extensions_mut().remove::<SpanCx>().unwrap_or_default();
+        let record = Record::start(id, req.method().as_str(), &path, span, Some(Arc::clone(&self.telemetry)));
         let errors = route::error_shape(route::provider_hint(&route::decode_unreserved(&path), req.headers()));
         req.extensions_mut().insert(record.clone());
         req.extensions_mut().insert(errors);

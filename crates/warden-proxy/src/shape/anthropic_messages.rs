@@ -13,7 +13,7 @@
 //! whole, `citations_delta`) is swept.
 
 use super::errors::refusal_message;
-use super::{
+use super::{ResponseInfo, 
     model_and_stream, seg, CompletionText, DecodeError, DecodedRequest, ErrorShape, EventPieces, Piece, PieceKind,
     RouteInfo, Shape, StreamMemo, TextKey, Unseen, UnseenKind,
 };
@@ -122,6 +122,22 @@ impl Shape for AnthropicMessages {
 
     fn operation(&self) -> &'static str {
         "chat"
+    }
+
+    fn response_info(&self, _event: Option<&str>, data: &Value, info: &mut ResponseInfo) {
+        // Whole: the message. Streamed: `message_start` holds the message, `message_delta` the
+        // stop reason and the output tokens.
+        let m = data.get("message").filter(|m| m.is_object()).unwrap_or(data);
+        if m.get("type").and_then(Value::as_str) == Some("message") {
+            info.id_from(m.get("id"));
+            info.model_from(m.get("model"));
+            info.finish_from(0, m.get("stop_reason"));
+        }
+        if let Some(d) = data.get("delta").filter(|_| data.get("type").and_then(Value::as_str) == Some("message_delta")) {
+            info.finish_from(0, d.get("stop_reason"));
+        }
+        let usage = m.get("usage").or_else(|| data.get("usage"));
+        info.tokens_from(usage.and_then(|u| u.get("input_tokens")), usage.and_then(|u| u.get("output_tokens")));
     }
 
     fn errors(&self) -> ErrorShape {

@@ -12,7 +12,7 @@
 //! with a chunk whose candidates have `finishReason: "SAFETY"` and no parts.
 
 use super::errors::filter_detail;
-use super::{
+use super::{ResponseInfo, 
     choice_in, index_of, seg, CompletionText, DecodeError, DecodedRequest, ErrorShape, EventPieces, Piece, RouteInfo,
     Shape, StreamMemo, TextKey, Unseen, UnseenKind,
 };
@@ -66,6 +66,17 @@ impl Shape for Gemini {
 
     fn operation(&self) -> &'static str {
         "generate_content"
+    }
+
+    fn response_info(&self, _event: Option<&str>, data: &Value, info: &mut ResponseInfo) {
+        info.id_from(data.get("responseId"));
+        info.model_from(data.get("modelVersion"));
+        let usage = data.get("usageMetadata");
+        info.tokens_from(
+            usage.and_then(|u| u.get("promptTokenCount")),
+            usage.and_then(|u| u.get("candidatesTokenCount")),
+        );
+        super::finish_of_choices(info, data.get("candidates"), "finishReason");
     }
 
     fn errors(&self) -> ErrorShape {

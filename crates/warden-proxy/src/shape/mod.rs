@@ -239,6 +239,86 @@ pub struct StreamMemo {
     pub sequence: u64,
 }
 
+/// What an answer says of itself, for the upstream span and the metrics: filled from the whole
+/// body, or event by event from a stream. Bounded: strings are cut at [`ResponseInfo::MAX_STR`]
+/// bytes and at most [`ResponseInfo::MAX_CHOICES`] finish reasons are kept.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize)]
+pub struct ResponseInfo {
+    /// The provider's id of the answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The model that answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Prompt tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    /// Completion tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+    /// Why each choice ended, by choice (empty strings for choices not ended yet).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub finish_reasons: Vec<String>,
+}
+
+impl ResponseInfo {
+    /// The longest id or model kept.
+    pub const MAX_STR: usize = 256;
+    /// The most choices whose finish reason is kept.
+    pub const MAX_CHOICES: usize = 16;
+
+    /// Takes `id` from `v` if it is a string.
+    pub fn id_from(&mut self, v: Option<&Value>) {
+        if let Some(s) = v.and_then(Value::as_str) {
+            self.id = Some(cut(s));
+        }
+    }
+
+    /// Takes `model` from `v` if it is a string.
+    pub fn model_from(&mut self, v: Option<&Value>) {
+        if let Some(s) = v.and_then(Value::as_str) {
+            self.model = Some(cut(s));
+        }
+    }
+
+    /// Takes the token counts from `v` if they are numbers.
+    pub fn tokens_from(&mut self, input: Option<&Value>, output: Option<&Value>) {
+        if let Some(n) = input.and_then(Value::as_u64) {
+            self.input_tokens = Some(n);
+        }
+        if let Some(n) = output.and_then(Value::as_u64) {
+            self.output_tokens = Some(n);
+        }
+    }
+
+    /// Sets the finish reason of choice `choice` if `v` is a string.
+    pub fn finish_from(&mut self, choice: usize, v: Option<&Value>) {
+        let Some(s) = v.and_then(Value::as_str) else { return };
+        if choice >= Self::MAX_CHOICES {
+            return;
+        }
+        if self.finish_reasons.len() <= choice {
+            self.finish_reasons.resize(choice + 1, String::new());
+        }
+        self.finish_reasons[choice] = cut(s);
+    }
+}
+
+fn cut(s: &str) -> String {
+    let mut end = s.len().min(ResponseInfo::MAX_STR);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+/// The finish reasons of an array of choices (`choices`, `candidates`), by their `index` field.
+pub fn finish_of_choices(info: &mut ResponseInfo, list: Option<&Value>, field: &str) {
+    for (i, c) in list.and_then(Value::as_array).into_iter().flatten().enumerate().take(ResponseInfo::MAX_CHOICES * 4) {
+        info.finish_from(index_of(c, i), c.get(field));
+    }
+}
+
 /// One provider API. Each method says when the spine calls it.
 pub trait Shape: Send + Sync + 'static {
     /// A short name for records and telemetry (`openai.chat`, `anthropic.messages`).
@@ -317,6 +397,14 @@ pub trait Shape: Send + Sync + 'static {
     /// stream guard: the events that end a cut stream, in the provider's own shape, naming the
     /// rule. Called once, after a block.
     fn cut_stream(&self, memo: &StreamMemo, hit: &RuleHit) -> Vec<Bytes>;
+
+    /// telemetry: what a whole answer, or one stream event (`event` is its `event:` field),
+    /// says of itself: id, model, tokens, finish reasons. Called after the answer or event is
+    /// judged; never changes it. Default: `id` and `model` at the top level.
+    fn response_info(&self, _event: Option<&str>, data: &Value, info: &mut ResponseInfo) {
+        info.id_from(data.get("id"));
+        info.model_from(data.get("model"));
+    }
 
     /// stream guard: the event sent when the upstream fails mid-stream. Default: the family's.
     fn stream_error(&self, message: &str) -> Bytes {

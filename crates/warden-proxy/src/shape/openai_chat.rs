@@ -11,7 +11,7 @@
 //! split over tokens is found, and rewritten in them). Streamed, the same fields of each delta.
 
 use super::errors::filter_detail;
-use super::{
+use super::{ResponseInfo, 
     choice_in, index_of, model_and_stream, seg, CompletionText, DecodeError, DecodedRequest, ErrorShape, EventPieces,
     Piece, PieceKind, RouteInfo, Shape, StreamMemo, TextKey, Unseen, UnseenKind,
 };
@@ -77,6 +77,16 @@ fn unseen_parts(parts: &[Value], ptr: &str, out: &mut Vec<Unseen>) {
     }
 }
 
+/// What a chat or legacy completion (whole, or one chunk) says of itself: `id`, `model`,
+/// `usage.prompt_tokens` / `completion_tokens` and each choice's `finish_reason`.
+pub fn choices_response_info(data: &Value, info: &mut ResponseInfo) {
+    info.id_from(data.get("id"));
+    info.model_from(data.get("model"));
+    let usage = data.get("usage");
+    info.tokens_from(usage.and_then(|u| u.get("prompt_tokens")), usage.and_then(|u| u.get("completion_tokens")));
+    super::finish_of_choices(info, data.get("choices"), "finish_reason");
+}
+
 /// A segment for JSON text (tool arguments): its decoded strings.
 pub fn json_segment(role: Role, raw: &str, origin: String) -> Segment {
     let decoded = warden_core::jsontext::JsonText::decode(raw);
@@ -90,6 +100,10 @@ impl Shape for OpenAiChat {
 
     fn operation(&self) -> &'static str {
         "chat"
+    }
+
+    fn response_info(&self, _event: Option<&str>, data: &Value, info: &mut ResponseInfo) {
+        choices_response_info(data, info);
     }
 
     fn errors(&self) -> ErrorShape {

@@ -7,7 +7,7 @@
 use super::openai_chat::{
     blank_choice, cut_chunk, logprob_pieces, logprob_texts, remember_choices, withhold_choices, OpenAiChat,
 };
-use super::{
+use super::{ResponseInfo, 
     index_of, model_and_stream, seg, CompletionText, DecodeError, DecodedRequest, ErrorShape, EventPieces, Piece,
     RouteInfo, Shape, StreamMemo, TextKey,
 };
@@ -29,6 +29,10 @@ impl Shape for OpenAiCompletions {
 
     fn operation(&self) -> &'static str {
         "text_completion"
+    }
+
+    fn response_info(&self, _event: Option<&str>, data: &Value, info: &mut ResponseInfo) {
+        super::openai_chat::choices_response_info(data, info);
     }
 
     fn errors(&self) -> ErrorShape {

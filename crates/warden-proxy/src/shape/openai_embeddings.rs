@@ -4,7 +4,7 @@
 //! reaches a vector store). Token-id inputs cannot be read and are refused. The answer is vectors,
 //! not text, so it is passed as it is.
 
-use super::{
+use super::{ResponseInfo, 
     model_and_stream, seg, CompletionText, DecodeError, DecodedRequest, ErrorShape, EventPieces, RouteInfo, Shape,
     StreamMemo,
 };
@@ -25,6 +25,11 @@ impl Shape for OpenAiEmbeddings {
 
     fn operation(&self) -> &'static str {
         "embeddings"
+    }
+
+    fn response_info(&self, _event: Option<&str>, data: &Value, info: &mut ResponseInfo) {
+        info.model_from(data.get("model"));
+        info.tokens_from(data.get("usage").and_then(|u| u.get("prompt_tokens")), None);
     }
 
     fn errors(&self) -> ErrorShape {

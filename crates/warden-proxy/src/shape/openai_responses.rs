@@ -17,7 +17,7 @@
 
 use super::errors::filter_detail;
 use super::openai_chat::json_segment;
-use super::{
+use super::{ResponseInfo, 
     model_and_stream, seg, CompletionText, DecodeError, DecodedRequest, ErrorShape, EventPieces, Piece, PieceKind,
     RouteInfo, Shape, StreamMemo, TextKey, Unseen, UnseenKind,
 };
@@ -155,6 +155,27 @@ impl Shape for OpenAiResponses {
 
     fn operation(&self) -> &'static str {
         "responses"
+    }
+
+    fn response_info(&self, _event: Option<&str>, data: &Value, info: &mut ResponseInfo) {
+        // A whole answer is the response object; stream events carry it as `response`.
+        let r = match data.get("response") {
+            Some(r) if r.is_object() => r,
+            _ if data.get("object").and_then(Value::as_str) == Some("response") => data,
+            _ => return,
+        };
+        info.id_from(r.get("id"));
+        info.model_from(r.get("model"));
+        let usage = r.get("usage");
+        info.tokens_from(usage.and_then(|u| u.get("input_tokens")), usage.and_then(|u| u.get("output_tokens")));
+        let reason = r.get("incomplete_details").and_then(|d| d.get("reason")).filter(|v| v.is_string());
+        match reason {
+            Some(reason) => info.finish_from(0, Some(reason)),
+            None if r.get("status").and_then(Value::as_str).is_some_and(|s| s != "in_progress" && s != "queued") => {
+                info.finish_from(0, r.get("status"))
+            }
+            None => {}
+        }
     }
 
     fn errors(&self) -> ErrorShape {
