@@ -69,7 +69,7 @@ mock_pid=$!
 pids+=("$mock_pid")
 mock_url="$(wait_url "$work/mock.out" "$mock_pid" mock-llm)"
 
-WARDEN_LOG=warn "$bin/warden" serve --listen 127.0.0.1:0 --policies policies \
+WARDEN_LOG=warn "$bin/warden" serve --listen 127.0.0.1:0 --admin-listen "${ADMIN_LISTEN:-off}" --policies policies \
     --upstream-openai "$mock_url" --upstream-anthropic "$mock_url" >"$work/warden.out" 2>"$work/warden.out.err" &
 warden_pid=$!
 pids+=("$warden_pid")

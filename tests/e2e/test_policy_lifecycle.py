@@ -264,3 +264,34 @@ def test_admin_view_names_the_set_behind_each_decision(tmp_path, start_warden):
     assert f'warden_policy_info{{digest="{view["digest"]}"' in httpx.get(f"{admin}/metrics", timeout=5).text
     r = w.http.post("/v1/chat/completions", json=chat_body("hello"))
     assert w.record(r.headers["x-warden-request-id"])["policy_digest"] == view["digest"]
+
+
+def test_readyz_follows_the_upstream_probe(start_warden, mock):
+    """With `upstream_probe` set, /readyz is unready while the upstream does not answer, and
+    ready again once it does; the proxy itself keeps serving meanwhile."""
+    from helpers import closed_port_url
+
+    dead = closed_port_url()
+    probe = {"provider": "openai", "path": "/v1/models", "interval_ms": 100, "timeout_ms": 500}
+    w = start_warden("probe-dead", upstream=dead, config={"upstream_probe": probe})
+    deadline = time.monotonic() + 10
+    while True:
+        r = httpx.get(f"{w.admin_url}/readyz", timeout=5)
+        if r.status_code == 503:
+            break
+        assert time.monotonic() < deadline, f"/readyz stayed {r.status_code} with a dead upstream"
+        time.sleep(0.05)
+    assert "openai upstream" in r.json()["reason"], r.text
+
+    live = start_warden("probe-live", config={"upstream_probe": probe})
+    deadline = time.monotonic() + 10
+    while httpx.get(f"{live.admin_url}/readyz", timeout=5).status_code != 200:
+        assert time.monotonic() < deadline, "/readyz never became ready with a live upstream"
+        time.sleep(0.05)
+    with live.client() as c:
+        assert c.post("/v1/chat/completions", json=chat_body("Say hello.")).status_code == 200
+
+
+def test_a_bad_probe_is_refused_at_start(start_warden):
+    with pytest.raises(RuntimeError, match="upstream_probe.provider"):
+        start_warden("probe-bad", config={"upstream_probe": {"provider": "mistral"}})

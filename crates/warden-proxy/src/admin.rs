@@ -3,7 +3,7 @@
 //! | path | what |
 //! | --- | --- |
 //! | `GET /healthz` | the process answers |
-//! | `GET /readyz` | ready: the policy set (with its models and plugins) is loaded and the proxy is not saturated; else 503 with the reason |
+//! | `GET /readyz` | ready: the policy set (with its models and plugins) is loaded, the upstream probe (if configured) passes and the proxy is not saturated; else 503 with the reason |
 //! | `GET /metrics` | Prometheus text ([`warden_telemetry::metrics`]) |
 //! | `GET /admin/policies` | the active set: digest, policies, rules (also at `/policies`) |
 //! | `POST /admin/reload` | reloads the policy directory |
@@ -84,10 +84,8 @@ fn metrics(shared: &Shared) -> Response<ProxyBody> {
     let m = &shared.telemetry.metrics;
     m.in_flight.set(shared.in_flight_now() as i64);
     let mut r = Response::new(full(m.encode()));
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static(warden_telemetry::Metrics::CONTENT_TYPE),
-    );
+    r.headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(warden_telemetry::Metrics::CONTENT_TYPE));
     r
 }
 
@@ -110,12 +108,14 @@ async fn handle(
         (&Method::GET, "/healthz") => Response::new(full("ok\n")),
         // Ready when the policies are loaded and the proxy is not saturated: a load balancer
         // sends the next request elsewhere otherwise.
-        (&Method::GET, "/readyz") => match shared.unready().or_else(|| shared.saturation()) {
-            None => Response::new(full("ok\n")),
-            Some(reason) => {
-                json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({ "ready": false, "reason": reason }))
+        (&Method::GET, "/readyz") => {
+            match shared.unready().or_else(|| shared.probe_failure.read().clone()).or_else(|| shared.saturation()) {
+                None => Response::new(full("ok\n")),
+                Some(reason) => {
+                    json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({ "ready": false, "reason": reason }))
+                }
             }
-        },
+        }
         (&Method::GET, "/admin/policies" | "/policies") => json_response(StatusCode::OK, &policy_view(&shared)),
         (&Method::GET, "/metrics") => metrics(&shared),
         (&Method::POST, "/admin/reload") => match crate::reload(&shared).await {

@@ -20,6 +20,8 @@
 //!                                #   GET /admin/policies, POST /admin/reload
 //! admin_token_env: WARDEN_ADMIN_TOKEN  # the bearer token the admin listener requires when bound to a
 //!                                #   non-loopback address (read from this variable; never logged)
+//! upstream_probe:                # optional: /readyz is unready while this probe fails
+//!   { provider: openai, path: /v1/models, interval_ms: 10000, timeout_ms: 2000 }
 //! telemetry:                     # traces (see warden_telemetry::config for every field)
 //!   endpoint: http://127.0.0.1:4318
 //!   protocol: http/protobuf
@@ -85,11 +87,42 @@ pub struct Config {
     pub admin_token_env: String,
     /// Traces.
     pub telemetry: warden_telemetry::TelemetryConfig,
+    /// An optional upstream health probe: while it fails, `/readyz` is unready.
+    pub upstream_probe: Option<UpstreamProbe>,
     /// Reload the policies when a file in the directory changes (SIGHUP and `POST /admin/reload`
     /// always work).
     pub watch_policies: bool,
     /// What Warden does with what it cannot read or does not know.
     pub coverage: Coverage,
+}
+
+/// A health probe of one upstream: `GET {url}{path}` every `interval_ms`. Any answer below 500
+/// counts as healthy (a 401 still proves the upstream is there); no answer within `timeout_ms`,
+/// a connection error or a 5xx makes `/readyz` unready until the next probe succeeds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamProbe {
+    /// `openai`, `anthropic`, `gemini` or `azure`.
+    pub provider: String,
+    /// The path probed.
+    #[serde(default = "probe_path")]
+    pub path: String,
+    /// Time between probes.
+    #[serde(default = "probe_interval")]
+    pub interval_ms: u64,
+    /// Time one probe may take.
+    #[serde(default = "probe_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn probe_path() -> String {
+    "/v1/models".into()
+}
+fn probe_interval() -> u64 {
+    10_000
+}
+fn probe_timeout() -> u64 {
+    2_000
 }
 
 /// What Warden does with content it cannot read: a recorded policy decision, never a silence.
@@ -148,6 +181,7 @@ impl Default for Config {
             admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
             admin_token_env: "WARDEN_ADMIN_TOKEN".into(),
             telemetry: warden_telemetry::TelemetryConfig::default(),
+            upstream_probe: None,
             watch_policies: true,
             coverage: Coverage::default(),
         }

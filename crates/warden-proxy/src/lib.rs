@@ -26,6 +26,7 @@ pub mod completion;
 pub mod config;
 pub mod json;
 pub mod layers;
+pub mod probe;
 pub mod proxy;
 pub mod record;
 pub mod respond;
@@ -71,6 +72,9 @@ pub fn prepare(config: Config) -> Result<Arc<Shared>, String> {
         }
     };
     let upstreams = upstream::Upstreams::new(&config)?;
+    if let Some(p) = &config.upstream_probe {
+        probe::validate(p)?;
+    }
     let telemetry = Arc::new(warden_telemetry::Telemetry::start(&config.telemetry)?);
     let rules: usize = policies.policies().iter().map(|p| p.rules.len()).sum();
     telemetry.metrics.policy_set(policies.digest(), policies.policies().len(), rules);
@@ -89,6 +93,7 @@ pub fn prepare(config: Config) -> Result<Arc<Shared>, String> {
         upstreams,
         telemetry,
         not_loaded: parking_lot::RwLock::new(not_loaded),
+        probe_failure: parking_lot::RwLock::new(None),
         load_options,
     }))
 }
@@ -155,6 +160,7 @@ pub async fn run(
     if shared.config.watch_policies {
         watch::spawn(Arc::clone(&shared))?;
     }
+    probe::spawn(Arc::clone(&shared))?;
     ready(addr);
     if let Some(a) = admin_addr_bound {
         admin_ready(a);

@@ -12,9 +12,8 @@ use crate::respond::{self, full, ProxyBody, ProxyError};
 use crate::route::{self, Route};
 use crate::shape::sweep::{self, KeyText};
 use crate::shape::{DecodedRequest, ErrorShape, ResponseInfo, Shape, UnseenKind};
-use crate::telemetry;
-use tracing::Instrument;
 use crate::stream_guard::{StreamGuard, StreamTarget};
+use crate::telemetry;
 use crate::upstream::{self, UpstreamResponse, Upstreams};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -28,6 +27,7 @@ use std::convert::Infallible;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 use warden_core::{Action, Decision, Mode, Phase, Provider, Role, RuleHit, Segment};
 use warden_policy::{PolicySet, Split, Target};
 
@@ -45,6 +45,8 @@ pub struct Shared {
     /// Why the policy set could not be loaded at start, until one loads: every guarded request
     /// is refused (503) and `/readyz` is unready meanwhile.
     pub not_loaded: parking_lot::RwLock<Option<String>>,
+    /// Why the upstream probe last failed (`upstream_probe`), if it did.
+    pub probe_failure: parking_lot::RwLock<Option<String>>,
     /// How policies are loaded (the signature to verify).
     pub load_options: warden_policy::LoadOptions,
     /// Permits to run costly detectors: the bounded pool that requests and streams await.
@@ -269,7 +271,9 @@ async fn exchange(shared: &Shared, req: Request<Incoming>, rec: &Record) -> Resu
     let tel = &*shared.telemetry;
     {
         let template = route::template(&path);
-        rec.span().rename(format!("{} {template}", parts.method));
+        let span = rec.span();
+        span.rename(format!("{} {template}", parts.method));
+        span.set([warden_telemetry::KeyValue::new(warden_telemetry::names::HTTP_ROUTE, template.clone())]);
         let mut d = rec.data();
         d.provider = Some(g.provider.as_str());
         d.api = Some(shape.name());
@@ -367,7 +371,13 @@ async fn exchange(shared: &Shared, req: Request<Incoming>, rec: &Record) -> Resu
     if !status.is_success() && !is_sse {
         // The provider's own error: its message is text a user sees, so it is judged too.
         let body = read_upstream(resp, limits).await;
-        telemetry::client_done(&client, Some(status.as_u16()), &ResponseInfo::default(), body.as_ref().err().map(|e| e.to_string()).as_deref(), None);
+        telemetry::client_done(
+            &client,
+            Some(status.as_u16()),
+            &ResponseInfo::default(),
+            body.as_ref().err().map(|e| e.to_string()).as_deref(),
+            None,
+        );
         let span = telemetry::guard_span(tel, rec, Phase::Completion);
         let (body, d) = guard_error_body(shared, errors, &policies, &target, status, body?).await?;
         telemetry::guard_done(tel, &span, &policies, &d);
@@ -413,7 +423,13 @@ async fn exchange(shared: &Shared, req: Request<Incoming>, rec: &Record) -> Resu
     let body = match read_upstream(resp, limits).await {
         Ok(b) => b,
         Err(e) => {
-            telemetry::client_done(&client, Some(status.as_u16()), &ResponseInfo::default(), Some(&e.to_string()), None);
+            telemetry::client_done(
+                &client,
+                Some(status.as_u16()),
+                &ResponseInfo::default(),
+                Some(&e.to_string()),
+                None,
+            );
             return Err(e);
         }
     };

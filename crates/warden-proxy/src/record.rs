@@ -168,7 +168,13 @@ pub(crate) struct Open {
 
 impl Record {
     /// Starts the record of a request, with its SERVER span and the telemetry it reports to.
-    pub fn start(request_id: String, method: &str, path: &str, span: SpanCx, telemetry: Option<Arc<Telemetry>>) -> Self {
+    pub fn start(
+        request_id: String,
+        method: &str,
+        path: &str,
+        span: SpanCx,
+        telemetry: Option<Arc<Telemetry>>,
+    ) -> Self {
         let data = RecordData {
             request_id,
             method: method.to_string(),

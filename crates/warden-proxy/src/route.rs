@@ -256,8 +256,14 @@ mod tests {
     #[test]
     fn templates_hide_deployments_and_models() {
         assert_eq!(template("/v1/chat/completions"), "/v1/chat/completions");
-        assert_eq!(template("/openai/deployments/prod-4o/chat/completions"), "/openai/deployments/{deployment}/chat/completions");
-        assert_eq!(template("/v1beta/models/gemini-2.5-flash:streamGenerateContent"), "/v1beta/models/{model}:streamGenerateContent");
+        assert_eq!(
+            template("/openai/deployments/prod-4o/chat/completions"),
+            "/openai/deployments/{deployment}/chat/completions"
+        );
+        assert_eq!(
+            template("/v1beta/models/gemini-2.5-flash:streamGenerateContent"),
+            "/v1beta/models/{model}:streamGenerateContent"
+        );
     }
 
     #[test]

@@ -133,11 +133,8 @@ pub fn guard_done(tel: &Telemetry, span: &SpanCx, policies: &PolicySet, d: &Deci
                 labels.push(l.into());
             }
         }
-        let explanation = format!(
-            "{} detector: {}",
-            h.detector,
-            labels.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", ")
-        );
+        let explanation =
+            format!("{} detector: {}", h.detector, labels.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", "));
         let mut rule = vec![
             KeyValue::new(n::RULE_POLICY, h.policy.clone()),
             KeyValue::new(n::RULE_ID, id.clone()),
@@ -205,7 +202,15 @@ fn operation(shape: &dyn Shape) -> &'static str {
 }
 
 /// Starts the CLIENT span of the upstream call: `{operation} {model}`.
-pub fn client_span(tel: &Telemetry, rec: &Record, shape: &dyn Shape, provider: Provider, model: &str, stream: bool, base: &str) -> SpanCx {
+pub fn client_span(
+    tel: &Telemetry,
+    rec: &Record,
+    shape: &dyn Shape,
+    provider: Provider,
+    model: &str,
+    stream: bool,
+    base: &str,
+) -> SpanCx {
     let op = operation(shape);
     let name = if model.is_empty() { op.to_string() } else { format!("{op} {}", cut(model, 128)) };
     let span = tel.child(&rec.span(), name, SpanKind::Client);
@@ -239,7 +244,13 @@ pub fn client_span(tel: &Telemetry, rec: &Record, shape: &dyn Shape, provider: P
 /// The upstream call is over (the whole answer read, or the stream ended): what the answer said
 /// of itself, and the error if it failed. Ends the span, at `end` if given (when the answer was
 /// read, before it was judged).
-pub fn client_done(span: &SpanCx, status: Option<u16>, info: &ResponseInfo, error: Option<&str>, end: Option<std::time::SystemTime>) {
+pub fn client_done(
+    span: &SpanCx,
+    status: Option<u16>,
+    info: &ResponseInfo,
+    error: Option<&str>,
+    end: Option<std::time::SystemTime>,
+) {
     if span.recording() {
         let mut attrs = Vec::new();
         if let Some(s) = status {
@@ -350,7 +361,9 @@ pub(crate) fn finish(o: &mut Open) {
     let d = &o.data;
     let decision = match (&d.prompt, &d.completion) {
         (None, None) => None,
-        (p, c) => Some(p.as_ref().map_or(Action::Allow, |p| p.action).max(c.as_ref().map_or(Action::Allow, |c| c.action))),
+        (p, c) => {
+            Some(p.as_ref().map_or(Action::Allow, |p| p.action).max(c.as_ref().map_or(Action::Allow, |c| c.action)))
+        }
     };
     let decision_name = decision.map_or("none", Action::as_str);
     if let Some(tel) = &o.telemetry {

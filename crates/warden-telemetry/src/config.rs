@@ -141,13 +141,16 @@ impl TelemetryConfig {
     /// with no path), or `None` to let the exporter read the variables.
     pub fn endpoint(&self, protocol: Protocol) -> Result<Option<String>, String> {
         let Some(e) = self.endpoint.as_deref().map(str::trim) else { return Ok(None) };
-        let uri: http::Uri =
-            e.parse().map_err(|err| format!("telemetry.endpoint `{e}` is not a URL ({err}); write http://HOST:PORT"))?;
+        let uri: http::Uri = e
+            .parse()
+            .map_err(|err| format!("telemetry.endpoint `{e}` is not a URL ({err}); write http://HOST:PORT"))?;
         if uri.scheme().is_none() || uri.host().is_none() {
             return Err(format!("telemetry.endpoint `{e}` needs a scheme and a host: http://HOST:PORT"));
         }
         Ok(Some(match protocol {
-            Protocol::HttpProtobuf if matches!(uri.path(), "" | "/") => format!("{}/v1/traces", e.trim_end_matches('/')),
+            Protocol::HttpProtobuf if matches!(uri.path(), "" | "/") => {
+                format!("{}/v1/traces", e.trim_end_matches('/'))
+            }
             _ => e.to_string(),
         }))
     }
@@ -218,7 +221,8 @@ mod tests {
         assert_eq!(c.protocol(&env_of(&[])).unwrap(), Protocol::HttpProtobuf);
         let env = env_of(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]);
         assert_eq!(c.protocol(&env).unwrap(), Protocol::Grpc);
-        let env = env_of(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"), ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")]);
+        let env =
+            env_of(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"), ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")]);
         assert_eq!(c.protocol(&env).unwrap(), Protocol::HttpProtobuf);
         let file = TelemetryConfig { protocol: Some("grpc".into()), ..Default::default() };
         assert_eq!(file.protocol(&env).unwrap(), Protocol::Grpc);
@@ -231,7 +235,10 @@ mod tests {
         let c = |e: &str| TelemetryConfig { endpoint: Some(e.into()), ..Default::default() };
         assert_eq!(c("http://h:4318").endpoint(Protocol::HttpProtobuf).unwrap().unwrap(), "http://h:4318/v1/traces");
         assert_eq!(c("http://h:4318/").endpoint(Protocol::HttpProtobuf).unwrap().unwrap(), "http://h:4318/v1/traces");
-        assert_eq!(c("http://h:4318/custom").endpoint(Protocol::HttpProtobuf).unwrap().unwrap(), "http://h:4318/custom");
+        assert_eq!(
+            c("http://h:4318/custom").endpoint(Protocol::HttpProtobuf).unwrap().unwrap(),
+            "http://h:4318/custom"
+        );
         assert_eq!(c("http://h:4317").endpoint(Protocol::Grpc).unwrap().unwrap(), "http://h:4317");
         assert!(c("h:4318").endpoint(Protocol::HttpProtobuf).is_err());
         assert_eq!(TelemetryConfig::default().endpoint(Protocol::Grpc).unwrap(), None);

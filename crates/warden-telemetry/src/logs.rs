@@ -44,7 +44,9 @@ pub fn init(format: &str) -> Result<(), String> {
             .try_init()
     } else {
         registry
-            .with(tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr).with_filter(logs_filter))
+            .with(
+                tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr).with_filter(logs_filter),
+            )
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_ansi(false)

@@ -156,7 +156,11 @@ impl Metrics {
         let upstream = Family::new_with_constructor(slow as fn() -> Histogram);
         r.register("upstream_duration_seconds", "Upstream time to the response head", upstream.clone());
         let first_token = Family::new_with_constructor(slow as fn() -> Histogram);
-        r.register("time_to_first_token_seconds", "Streams: time from the request to the first event sent", first_token.clone());
+        r.register(
+            "time_to_first_token_seconds",
+            "Streams: time from the request to the first event sent",
+            first_token.clone(),
+        );
         let tokens = Family::default();
         r.register("tokens", "Tokens the upstream reported, by provider, model and kind", tokens.clone());
         let cut = Family::default();
@@ -354,8 +358,20 @@ mod tests {
     #[test]
     fn the_text_names_every_family_and_counts() {
         let m = Metrics::new();
-        m.request(RequestLabels { route: "openai.chat", provider: "openai", status: 200, decision: "allow", outcome: "answered" });
-        m.request(RequestLabels { route: "openai.chat", provider: "openai", status: 200, decision: "allow", outcome: "answered" });
+        m.request(RequestLabels {
+            route: "openai.chat",
+            provider: "openai",
+            status: 200,
+            decision: "allow",
+            outcome: "answered",
+        });
+        m.request(RequestLabels {
+            route: "openai.chat",
+            provider: "openai",
+            status: 200,
+            decision: "allow",
+            outcome: "answered",
+        });
         m.guard("prompt", 120, &[("phrases", 40), ("classifier", 70)]);
         m.policy_set("abc", 2, 5);
         m.spans_dropped.inc();

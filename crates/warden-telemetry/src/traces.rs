@@ -44,7 +44,12 @@ impl Traces {
         let endpoint = config.endpoint(protocol)?;
         let timeout = config.timeout_ms.map(Duration::from_millis);
         let exporter = build_exporter(protocol, endpoint.as_deref(), timeout, config)?;
-        let queue = Arc::new(Queue { pending: AtomicUsize::new(0), max: config.max_queue, dropped, warned: AtomicBool::new(false) });
+        let queue = Arc::new(Queue {
+            pending: AtomicUsize::new(0),
+            max: config.max_queue,
+            dropped,
+            warned: AtomicBool::new(false),
+        });
         let batch = BatchConfigBuilder::default()
             .with_max_queue_size(config.max_queue)
             .with_max_export_batch_size(config.max_queue.min(512))
@@ -146,8 +151,10 @@ fn build_exporter(
             if !config.headers.is_empty() {
                 let mut map = http::HeaderMap::new();
                 for (k, v) in &config.headers {
-                    let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|e| format!("telemetry.headers `{k}`: {e}"))?;
-                    let value = http::HeaderValue::from_str(v).map_err(|_| format!("telemetry.headers `{k}`: not a valid header value"))?;
+                    let name = http::HeaderName::from_bytes(k.as_bytes())
+                        .map_err(|e| format!("telemetry.headers `{k}`: {e}"))?;
+                    let value = http::HeaderValue::from_str(v)
+                        .map_err(|_| format!("telemetry.headers `{k}`: not a valid header value"))?;
                     map.insert(name, value);
                 }
                 b = b.with_metadata(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(map));

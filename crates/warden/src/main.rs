@@ -193,9 +193,10 @@ fn main() -> Result<()> {
                 None => {}
                 Some("off") => c.admin_listen = None,
                 Some(a) => {
-                    c.admin_listen = Some(a.parse().with_context(|| {
-                        format!("--admin-listen `{a}` is not an address (HOST:PORT) or `off`")
-                    })?)
+                    c.admin_listen = Some(
+                        a.parse()
+                            .with_context(|| format!("--admin-listen `{a}` is not an address (HOST:PORT) or `off`"))?,
+                    )
                 }
             }
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

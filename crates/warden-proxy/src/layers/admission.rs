@@ -63,7 +63,10 @@ where
             (None, Some(reason)) => Err(("shed", format!("Warden is at capacity ({reason}); retry shortly"))),
             (None, None) => Arc::clone(&self.shared.in_flight).try_acquire_owned().map_err(|_| {
                 let max = self.shared.config.limits.max_in_flight;
-                ("shed", format!("Warden is at capacity ({max} requests in flight, limits.max_in_flight); retry shortly"))
+                (
+                    "shed",
+                    format!("Warden is at capacity ({max} requests in flight, limits.max_in_flight); retry shortly"),
+                )
             }),
         };
         let slot = match admitted {

@@ -13,9 +13,9 @@
 //! whole, `citations_delta`) is swept.
 
 use super::errors::refusal_message;
-use super::{ResponseInfo, 
+use super::{
     model_and_stream, seg, CompletionText, DecodeError, DecodedRequest, ErrorShape, EventPieces, Piece, PieceKind,
-    RouteInfo, Shape, StreamMemo, TextKey, Unseen, UnseenKind,
+    ResponseInfo, RouteInfo, Shape, StreamMemo, TextKey, Unseen, UnseenKind,
 };
 use crate::sse::encode;
 use bytes::Bytes;
@@ -133,7 +133,8 @@ impl Shape for AnthropicMessages {
             info.model_from(m.get("model"));
             info.finish_from(0, m.get("stop_reason"));
         }
-        if let Some(d) = data.get("delta").filter(|_| data.get("type").and_then(Value::as_str) == Some("message_delta")) {
+        if let Some(d) = data.get("delta").filter(|_| data.get("type").and_then(Value::as_str) == Some("message_delta"))
+        {
             info.finish_from(0, d.get("stop_reason"));
         }
         let usage = m.get("usage").or_else(|| data.get("usage"));

@@ -12,9 +12,9 @@
 //! with a chunk whose candidates have `finishReason: "SAFETY"` and no parts.
 
 use super::errors::filter_detail;
-use super::{ResponseInfo, 
-    choice_in, index_of, seg, CompletionText, DecodeError, DecodedRequest, ErrorShape, EventPieces, Piece, RouteInfo,
-    Shape, StreamMemo, TextKey, Unseen, UnseenKind,
+use super::{
+    choice_in, index_of, seg, CompletionText, DecodeError, DecodedRequest, ErrorShape, EventPieces, Piece,
+    ResponseInfo, RouteInfo, Shape, StreamMemo, TextKey, Unseen, UnseenKind,
 };
 use crate::sse::encode;
 use bytes::Bytes;

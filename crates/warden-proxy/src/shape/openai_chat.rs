@@ -11,9 +11,9 @@
 //! split over tokens is found, and rewritten in them). Streamed, the same fields of each delta.
 
 use super::errors::filter_detail;
-use super::{ResponseInfo, 
+use super::{
     choice_in, index_of, model_and_stream, seg, CompletionText, DecodeError, DecodedRequest, ErrorShape, EventPieces,
-    Piece, PieceKind, RouteInfo, Shape, StreamMemo, TextKey, Unseen, UnseenKind,
+    Piece, PieceKind, ResponseInfo, RouteInfo, Shape, StreamMemo, TextKey, Unseen, UnseenKind,
 };
 use crate::sse::encode;
 use bytes::Bytes;

@@ -7,9 +7,9 @@
 use super::openai_chat::{
     blank_choice, cut_chunk, logprob_pieces, logprob_texts, remember_choices, withhold_choices, OpenAiChat,
 };
-use super::{ResponseInfo, 
+use super::{
     index_of, model_and_stream, seg, CompletionText, DecodeError, DecodedRequest, ErrorShape, EventPieces, Piece,
-    RouteInfo, Shape, StreamMemo, TextKey,
+    ResponseInfo, RouteInfo, Shape, StreamMemo, TextKey,
 };
 use crate::sse::encode;
 use bytes::Bytes;

@@ -4,9 +4,9 @@
 //! reaches a vector store). Token-id inputs cannot be read and are refused. The answer is vectors,
 //! not text, so it is passed as it is.
 
-use super::{ResponseInfo, 
-    model_and_stream, seg, CompletionText, DecodeError, DecodedRequest, ErrorShape, EventPieces, RouteInfo, Shape,
-    StreamMemo,
+use super::{
+    model_and_stream, seg, CompletionText, DecodeError, DecodedRequest, ErrorShape, EventPieces, ResponseInfo,
+    RouteInfo, Shape, StreamMemo,
 };
 use bytes::Bytes;
 use serde_json::Value;

@@ -17,9 +17,9 @@
 
 use super::errors::filter_detail;
 use super::openai_chat::json_segment;
-use super::{ResponseInfo, 
+use super::{
     model_and_stream, seg, CompletionText, DecodeError, DecodedRequest, ErrorShape, EventPieces, Piece, PieceKind,
-    RouteInfo, Shape, StreamMemo, TextKey, Unseen, UnseenKind,
+    ResponseInfo, RouteInfo, Shape, StreamMemo, TextKey, Unseen, UnseenKind,
 };
 use crate::sse::encode;
 use bytes::Bytes;
