@@ -77,6 +77,17 @@ def mock_llm_bin() -> Path:
 LIVE: list["Proc"] = []
 
 
+def terminate(p: subprocess.Popen, grace: float = 5) -> None:
+    """SIGTERM, then SIGKILL if `p` is still there after `grace` seconds."""
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=5)
+
+
 class Proc:
     """A child process that prints `listening on http://IP:PORT` on stdout once ready.
 
@@ -142,13 +153,7 @@ class Proc:
         return self.p.poll() is None
 
     def stop(self) -> None:
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait(timeout=5)
+        terminate(self.p)
         self._stderr.close()
         if self in LIVE:
             LIVE.remove(self)

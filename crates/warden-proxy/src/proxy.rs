@@ -332,7 +332,8 @@ async fn exchange(shared: &Shared, req: Request<Incoming>, rec: &Record) -> Resu
     };
     let base = shared.upstreams.base(g.provider);
     let client = telemetry::client_span(tel, rec, shape, g.provider, &request.model, request.stream, base);
-    telemetry::capture_input(tel, &client, &request.segments, &prompt);
+    // The texts the shape knows (the swept fragments and key names are not messages).
+    telemetry::capture_input(tel, &client, &request.segments[..known.min(request.segments.len())], &prompt);
     // The upstream call continues the trace: its `traceparent` is the CLIENT span's.
     let mut trace_headers = HeaderMap::new();
     client.inject(&mut trace_headers);
@@ -848,6 +849,7 @@ async fn pump(
     trace: StreamTrace,
 ) {
     let started = rec.started();
+    let mut capture = telemetry::StreamCapture::new(&trace.telemetry, guard.shape(), &trace.client);
     let mut first_sent: Option<Duration> = None;
     let mut events_sent = 0usize;
     let mut carried = 0usize;
@@ -915,9 +917,14 @@ async fn pump(
         };
         if let Some(batch) = batch {
             let left = b.deadline.saturating_duration_since(tokio::time::Instant::now());
+            // Content capture reads back what the client got (a cheap clone of the bytes).
+            let sent_copy = if capture.is_some() { batch.clone() } else { Bytes::new() };
             match tokio::time::timeout(b.write.min(left), tx.send(batch)).await {
                 Ok(Ok(())) => {
                     first_sent.get_or_insert_with(|| started.elapsed());
+                    if let Some(c) = capture.as_mut() {
+                        c.sent(&sent_copy);
+                    }
                 }
                 Ok(Err(_)) => {
                     stop.get_or_insert((
@@ -945,6 +952,9 @@ async fn pump(
     telemetry::guard_done(tel, &trace.guard, &trace.policies, guard.decision());
     let first_token_s = first_sent.map(|d| d.as_secs_f64());
     telemetry::stream_figures(&trace.client, first_token_s, guard.held_events(), guard.withheld_bytes(), events_sent);
+    if let Some(c) = capture {
+        c.finish(tel, &trace.client, &guard.response_info().finish_reasons);
+    }
     let upstream_error = stop.as_ref().filter(|(o, _)| *o == "failed").map(|(_, m)| m.as_str());
     telemetry::client_done(&trace.client, Some(trace.status), guard.response_info(), upstream_error, None);
     if let Some((outcome, message)) = stop {

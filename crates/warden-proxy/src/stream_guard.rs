@@ -267,6 +267,11 @@ impl StreamGuard {
         self.withheld
     }
 
+    /// The API shape of the stream.
+    pub fn shape(&self) -> &'static dyn Shape {
+        self.shape
+    }
+
     /// What the events said of the answer: id, model, tokens, finish reasons.
     pub fn response_info(&self) -> &ResponseInfo {
         &self.info

@@ -122,6 +122,8 @@ pub fn guard_done(tel: &Telemetry, span: &SpanCx, policies: &PolicySet, d: &Deci
         KeyValue::new(n::GUARDRAIL_VERDICT, verdict),
         KeyValue::new(n::GUARDRAIL_ACTION, enforced),
         KeyValue::new(n::GUARDRAIL_POLICY_VERSION, d.policy_digest.clone()),
+        // What a trace UI shows as the guard's output: the verdict and the rules behind it.
+        KeyValue::new("output.value", verdict_line(d)),
     ]);
     for h in d.hits.iter().take(MAX_RULE_EVENTS) {
         let id = format!("{}/{}", h.policy, h.rule);
@@ -183,6 +185,21 @@ pub fn guard_done(tel: &Telemetry, span: &SpanCx, policies: &PolicySet, d: &Deci
         span.set([KeyValue::new(n::ERROR_TYPE, "blocked")]);
     }
     span.end();
+}
+
+/// `block backdoor-triggers/published-triggers`: the action and the rules that fired (at most 8).
+fn verdict_line(d: &Decision) -> String {
+    let mut line = d.action.as_str().to_string();
+    for h in d.hits.iter().take(8) {
+        line.push(' ');
+        line.push_str(&h.policy);
+        line.push('/');
+        line.push_str(&h.rule);
+    }
+    if d.hits.len() > 8 {
+        line.push_str(&format!(" (+{} more)", d.hits.len() - 8));
+    }
+    line
 }
 
 fn mode_name(m: Mode) -> &'static str {
@@ -337,6 +354,58 @@ pub fn capture_output(tel: &Telemetry, span: &SpanCx, texts: &[String], finish: 
     span.set([KeyValue::new(n::GENAI_OUTPUT_MESSAGES, messages(texts))]);
 }
 
+/// Content capture of a stream: the text of the events the client got, by choice, read back
+/// from the bytes sent (so a withheld text is never captured).
+pub struct StreamCapture {
+    shape: &'static dyn Shape,
+    parser: crate::sse::SseParser,
+    texts: Vec<String>,
+    bytes: usize,
+}
+
+impl StreamCapture {
+    /// A capture for a stream of `shape`, when content capture is on and `span` records.
+    pub fn new(tel: &Telemetry, shape: &'static dyn Shape, span: &SpanCx) -> Option<Self> {
+        (tel.capture_content && span.recording()).then(|| StreamCapture {
+            shape,
+            parser: crate::sse::SseParser::with_max_event(MAX_CAPTURE_BYTES),
+            texts: Vec::new(),
+            bytes: 0,
+        })
+    }
+
+    /// Reads what was just sent to the client.
+    pub fn sent(&mut self, bytes: &[u8]) {
+        if self.bytes >= MAX_CAPTURE_BYTES {
+            return;
+        }
+        for ev in self.parser.feed(bytes) {
+            let Ok(json) = serde_json::from_str::<serde_json::Value>(&ev.data) else { continue };
+            for p in self.shape.stream_pieces(ev.event.as_deref(), &json).pieces {
+                let f = p.key.field.as_str();
+                let answer = p.kind == crate::shape::PieceKind::Delta
+                    && !["logprobs", "tool", "function_call", "arguments", "input", "reasoning", "thinking"]
+                        .iter()
+                        .any(|x| f.starts_with(x));
+                if !answer || p.key.choice >= crate::shape::ResponseInfo::MAX_CHOICES {
+                    continue;
+                }
+                if self.texts.len() <= p.key.choice {
+                    self.texts.resize(p.key.choice + 1, String::new());
+                }
+                let text = cut(&p.text, MAX_CAPTURE_BYTES - self.bytes);
+                self.bytes += text.len();
+                self.texts[p.key.choice].push_str(&text);
+            }
+        }
+    }
+
+    /// Writes the captured texts on `span`.
+    pub fn finish(self, tel: &Telemetry, span: &SpanCx, finish: &[String]) {
+        capture_output(tel, span, &self.texts, finish);
+    }
+}
+
 /// GenAI messages as JSON text (`[{role, parts: [{type: text, content}], ...}]`), at most
 /// [`MAX_CAPTURE_BYTES`] of text in all.
 fn messages(texts: impl Iterator<Item = (String, serde_json::Value)>) -> String {
@@ -409,11 +478,13 @@ pub(crate) fn finish(o: &mut Open) {
         if let Some(api) = d.api {
             attrs.push(KeyValue::new(n::API, api));
         }
+        // The GenAI names belong to the CLIENT span (the model call); this span is the request.
+        attrs.push(KeyValue::new("openinference.span.kind", "CHAIN"));
         if let Some(p) = d.provider {
-            attrs.push(KeyValue::new(n::GENAI_PROVIDER, p));
+            attrs.push(KeyValue::new(n::PROVIDER, p));
         }
         if let Some(m) = &d.model {
-            attrs.push(KeyValue::new(n::GENAI_REQUEST_MODEL, cut(m, 256)));
+            attrs.push(KeyValue::new(n::MODEL, cut(m, 256)));
         }
         if let Some(t) = &d.tenant {
             attrs.push(KeyValue::new(n::TENANT, t.clone()));

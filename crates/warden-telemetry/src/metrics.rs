@@ -317,7 +317,7 @@ impl Collector for DetectorStats {
         let hit = ConstCounter::new(stats::CLASSIFIER_CACHE_HITS.load(Relaxed));
         let miss = ConstCounter::new(stats::CLASSIFIER_CACHE_MISSES.load(Relaxed));
         let mut m = encoder.encode_descriptor(
-            "warden_classifier_cache",
+            "classifier_cache",
             "Classifier results served from its cache (hit) or computed (miss)",
             None,
             hit.metric_type(),
@@ -325,7 +325,7 @@ impl Collector for DetectorStats {
         hit.encode(m.encode_family(&ResultLabels { result: "hit" })?)?;
         miss.encode(m.encode_family(&ResultLabels { result: "miss" })?)?;
         let mut m = encoder.encode_descriptor(
-            "warden_plugin_errors",
+            "plugin_errors",
             "Plugin calls that failed, by kind",
             None,
             prometheus_client::metrics::MetricType::Counter,
@@ -383,8 +383,10 @@ mod tests {
         assert!(text.contains(r#"warden_detector_duration_seconds_count{detector="classifier"} 1"#), "{text}");
         assert!(text.contains(r#"warden_policy_info{digest="abc",policies="2",rules="5"} 1"#), "{text}");
         assert!(text.contains("warden_spans_dropped_total 1"), "{text}");
-        assert!(text.contains(r#"warden_classifier_cache_total{result="hit"}"#), "{text}");
-        assert!(text.contains(r#"warden_plugin_errors_total{kind="timeout"}"#), "{text}");
+        // The collector's families get the registry's prefix once.
+        assert!(text.lines().any(|l| l.starts_with(r#"warden_classifier_cache_total{result="hit"}"#)), "{text}");
+        assert!(text.lines().any(|l| l.starts_with(r#"warden_plugin_errors_total{kind="timeout"}"#)), "{text}");
+        assert!(!text.contains("warden_warden_"), "{text}");
         m.policy_set("def", 2, 5);
         assert!(!m.encode().contains("digest=\"abc\""));
     }

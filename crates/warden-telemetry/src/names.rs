@@ -107,6 +107,10 @@ pub const MODE: &str = "warden.mode";
 pub const REQUEST_ID: &str = "warden.request_id";
 /// How the request ended (`answered`, `refused`, `shed`...).
 pub const OUTCOME: &str = "warden.outcome";
+/// SERVER span: the upstream, in Warden's words (`openai`, `anthropic`, `azure`, `gemini`).
+pub const PROVIDER: &str = "warden.provider";
+/// SERVER span: the model the request asked for.
+pub const MODEL: &str = "warden.model";
 /// The API shape (`openai.chat`).
 pub const API: &str = "warden.api";
 /// The tenant (a header value or a hash of the key; never the key).

@@ -50,11 +50,15 @@ impl Traces {
             dropped,
             warned: AtomicBool::new(false),
         });
-        let batch = BatchConfigBuilder::default()
+        // The OTEL_BSP_* variables are read by the builder; Warden exports every 500 ms unless
+        // OTEL_BSP_SCHEDULE_DELAY says otherwise.
+        let mut batch = BatchConfigBuilder::default()
             .with_max_queue_size(config.max_queue)
-            .with_max_export_batch_size(config.max_queue.min(512))
-            .with_scheduled_delay(Duration::from_millis(500))
-            .build();
+            .with_max_export_batch_size(config.max_queue.min(512));
+        if process_env("OTEL_BSP_SCHEDULE_DELAY").is_none() {
+            batch = batch.with_scheduled_delay(Duration::from_millis(500));
+        }
+        let batch = batch.build();
         let processor = BatchSpanProcessor::new(Counted { inner: exporter, queue: Arc::clone(&queue) }, batch);
         let mut resource = Resource::builder();
         if let Some(name) = config.service_name(&process_env) {
@@ -344,6 +348,10 @@ impl SpanCx {
                 headers.remove("traceparent");
                 headers.remove("tracestate");
                 TraceContextPropagator::new().inject_context(cx, &mut opentelemetry_http::HeaderInjector(headers));
+                // No trace state is no header (W3C: an empty `tracestate` should not be sent).
+                if headers.get("tracestate").is_some_and(|v| v.is_empty()) {
+                    headers.remove("tracestate");
+                }
             }
         }
     }
