@@ -13,6 +13,8 @@
 //! and prints the latency Warden adds. Every run is bounded by time (`--warmup` + `--duration`)
 //! and by count (`--max-requests`), targets must be loopback addresses, and the program stops by
 //! itself. With `--direct-pid`/`--warden-pid` it also reads the servers' CPU time from `/proc`.
+//! With `--skip-direct` it measures the Warden target only (mock-llm is still checked once), for
+//! scripts that compare several Wardens in front of one mock (`benches/tracing.sh`).
 
 use clap::Parser;
 use serde_json::{json, Value};
@@ -67,6 +69,11 @@ struct Args {
     /// Milliseconds between deltas in the paced-stream runs (`x-mock-delay-ms`); 0 skips them.
     #[arg(long, default_value_t = 5)]
     delay_ms: u64,
+    /// Measure the Warden target only: mock-llm is checked once but not measured, and there is no
+    /// "added by Warden" table. For comparing several Wardens, one invocation each
+    /// (`benches/tracing.sh`).
+    #[arg(long)]
+    skip_direct: bool,
     /// Send the same prompt every time. By default each request's prompt starts with its own
     /// number, so that caches keyed by the text (the classifier's) do not answer for it, as with
     /// real users' prompts.
@@ -626,6 +633,9 @@ async fn main_async(args: Args) -> Result<(), String> {
     for &mode in &modes {
         for &conns in &args.connections {
             for (name, addr) in targets {
+                if args.skip_direct && name == "direct" {
+                    continue;
+                }
                 let req = Arc::new(request(addr, mode, &prompt, &reply, args.chunk, args.delay_ms));
                 let (c, cpu) = run_one(addr, req, mode, conns, &plan, &pids).await;
                 let r = Run { mode, connections: conns, target: name, measured: plan.duration, c, cpu };
@@ -684,14 +694,16 @@ async fn main_async(args: Args) -> Result<(), String> {
             ms(r.cpu_ms_per_req(2)),
         );
     }
-    println!();
-    println!("Added by Warden (warden minus direct), ms:");
-    println!(
-        "{:<13} {:>5} {:>9} {:>9} {:>9} {:>9} {:>12}",
-        "mode", "conns", "p50", "p99", "ttft p50", "ttft p99", "req/s ratio"
-    );
     let mut added = Vec::new();
-    for pair in runs.chunks(2) {
+    if !args.skip_direct {
+        println!();
+        println!("Added by Warden (warden minus direct), ms:");
+        println!(
+            "{:<13} {:>5} {:>9} {:>9} {:>9} {:>9} {:>12}",
+            "mode", "conns", "p50", "p99", "ttft p50", "ttft p99", "req/s ratio"
+        );
+    }
+    for pair in runs.chunks(2).filter(|_| !args.skip_direct) {
         let [d, w] = pair else { continue };
         let a = json!({
             "mode": d.mode.name(),
@@ -739,7 +751,7 @@ async fn main_async(args: Args) -> Result<(), String> {
                 "prompt_bytes": args.prompt_bytes, "reply_bytes": args.reply_bytes, "chunk_chars": args.chunk,
                 "paced_delay_ms": args.delay_ms,
                 "duration_s": args.duration, "warmup_s": args.warmup, "connections": args.connections,
-                "timeout_s": args.timeout, "max_requests": args.max_requests,
+                "timeout_s": args.timeout, "max_requests": args.max_requests, "skip_direct": args.skip_direct,
                 "client": "warden-load: closed loop, HTTP/1.1 keep-alive, one tokio current-thread runtime",
                 "ttft": "time until the first SSE event with a non-empty choices[0].delta.content has fully arrived",
             },
