@@ -8,6 +8,7 @@
 //! - [`decision`]: what the guard concluded ([`Action`], [`Finding`], [`RuleHit`], [`Decision`]);
 //! - [`detector`]: the [`Detector`] trait and its streaming form;
 //! - [`cache`]: the cache directory and load-once registry of the costly detectors;
+//! - [`keys`]: the ed25519 key files that sign policy bundles and audit checkpoints;
 //! - [`normalize`]: Unicode normalisation with an offset map back to the original bytes;
 //! - [`jsontext`]: the strings of JSON text inside a string (tool-call arguments), decoded as
 //!   they stream, with an offset map back to the raw escapes;
@@ -33,6 +34,7 @@ pub mod detector;
 pub mod exchange;
 pub mod invisible;
 pub mod jsontext;
+pub mod keys;
 pub mod normalize;
 pub mod patterns;
 pub mod phrases;

@@ -51,32 +51,7 @@ fn canonical(m: &BTreeMap<String, String>) -> Vec<u8> {
     s.into_bytes()
 }
 
-fn read_key_bytes(path: &Path) -> Result<[u8; 32], String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read key file {}: {e}", path.display()))?;
-    let bytes = B64.decode(text.trim()).map_err(|_| {
-        format!("{}: not a key (expected base64 of 32 bytes, as `warden keygen` writes)", path.display())
-    })?;
-    bytes.try_into().map_err(|_| format!("{}: a key is 32 bytes", path.display()))
-}
-
-/// Reads a private key file.
-pub fn read_signing_key(path: &Path) -> Result<SigningKey, String> {
-    Ok(SigningKey::from_bytes(&read_key_bytes(path)?))
-}
-
-/// Reads a public key file.
-pub fn read_verifying_key(path: &Path) -> Result<VerifyingKey, String> {
-    VerifyingKey::from_bytes(&read_key_bytes(path)?)
-        .map_err(|e| format!("{}: not a valid public key: {e}", path.display()))
-}
-
-/// A new key pair, as the two files' contents (private, public).
-pub fn generate() -> Result<(String, String), String> {
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| format!("no randomness from the operating system: {e}"))?;
-    let key = SigningKey::from_bytes(&seed);
-    Ok((B64.encode(key.to_bytes()) + "\n", B64.encode(key.verifying_key().to_bytes()) + "\n"))
-}
+pub use warden_core::keys::{generate, read_signing_key, read_verifying_key};
 
 /// Signs the directory: writes `DIR/.warden-signature`. Returns how many files it covers.
 pub fn sign_dir(dir: &Path, key: &SigningKey) -> Result<usize, String> {

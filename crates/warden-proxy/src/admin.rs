@@ -83,6 +83,10 @@ fn authorized(expected: Option<&[u8]>, req: &http::Request<Incoming>) -> bool {
 fn metrics(shared: &Shared) -> Response<ProxyBody> {
     let m = &shared.telemetry.metrics;
     m.in_flight.set(shared.in_flight_now() as i64);
+    if let Some(a) = &shared.audit {
+        let s = a.stats();
+        m.audit(s.records, s.shed, s.failures, a.failure().is_some());
+    }
     let mut r = Response::new(full(m.encode()));
     r.headers_mut()
         .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(warden_telemetry::Metrics::CONTENT_TYPE));
@@ -109,7 +113,13 @@ async fn handle(
         // Ready when the policies are loaded and the proxy is not saturated: a load balancer
         // sends the next request elsewhere otherwise.
         (&Method::GET, "/readyz") => {
-            match shared.unready().or_else(|| shared.probe_failure.read().clone()).or_else(|| shared.saturation()) {
+            let audit = || shared.audit.as_ref().and_then(|a| a.failure());
+            match shared
+                .unready()
+                .or_else(audit)
+                .or_else(|| shared.probe_failure.read().clone())
+                .or_else(|| shared.saturation())
+            {
                 None => Response::new(full("ok\n")),
                 Some(reason) => {
                     json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({ "ready": false, "reason": reason }))

@@ -22,6 +22,7 @@
 //!                                #   non-loopback address (read from this variable; never logged)
 //! upstream_probe:                # optional: /readyz is unready while this probe fails
 //!   { provider: openai, path: /v1/models, interval_ms: 10000, timeout_ms: 2000 }
+//! audit: { dir: /var/lib/warden/audit, fsync: batch }  # the audit trail (warden_audit::config)
 //! telemetry:                     # traces (see warden_telemetry::config for every field)
 //!   endpoint: http://127.0.0.1:4318
 //!   protocol: http/protobuf
@@ -89,6 +90,8 @@ pub struct Config {
     pub telemetry: warden_telemetry::TelemetryConfig,
     /// An optional upstream health probe: while it fails, `/readyz` is unready.
     pub upstream_probe: Option<UpstreamProbe>,
+    /// The audit trail (off without `audit.dir` or `--audit-dir`).
+    pub audit: warden_audit::AuditConfig,
     /// Reload the policies when a file in the directory changes (SIGHUP and `POST /admin/reload`
     /// always work).
     pub watch_policies: bool,
@@ -182,6 +185,7 @@ impl Default for Config {
             admin_token_env: "WARDEN_ADMIN_TOKEN".into(),
             telemetry: warden_telemetry::TelemetryConfig::default(),
             upstream_probe: None,
+            audit: warden_audit::AuditConfig::default(),
             watch_policies: true,
             coverage: Coverage::default(),
         }

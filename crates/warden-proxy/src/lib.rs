@@ -24,6 +24,7 @@ pub mod body;
 pub mod channel;
 pub mod completion;
 pub mod config;
+pub mod evidence;
 pub mod json;
 pub mod layers;
 pub mod probe;
@@ -76,6 +77,10 @@ pub fn prepare(config: Config) -> Result<Arc<Shared>, String> {
         probe::validate(p)?;
     }
     let telemetry = Arc::new(warden_telemetry::Telemetry::start(&config.telemetry)?);
+    let audit = match &config.audit.dir {
+        Some(_) => Some(Arc::new(warden_audit::Trail::open(&config.audit)?)),
+        None => None,
+    };
     let rules: usize = policies.policies().iter().map(|p| p.rules.len()).sum();
     telemetry.metrics.policy_set(policies.digest(), policies.policies().len(), rules);
     // Each worker runs one plugin instance at a time; the plugin host has room for 64 calls.
@@ -94,6 +99,7 @@ pub fn prepare(config: Config) -> Result<Arc<Shared>, String> {
         telemetry,
         not_loaded: parking_lot::RwLock::new(not_loaded),
         probe_failure: parking_lot::RwLock::new(None),
+        audit,
         load_options,
     }))
 }
@@ -168,10 +174,19 @@ pub async fn run(
     spawn_reload_on_sighup(Arc::clone(&shared));
     let limits = shared.config.limits.clone();
     let telemetry = Arc::clone(&shared.telemetry);
+    let audit = shared.audit.clone();
     let svc = layers::proxy_service(shared);
     server::serve(listener, &limits, move |req| svc.clone().oneshot(req), shutdown_signal()).await;
     // Spans still queued are exported before exit (bounded: a dead collector cannot hold it).
-    tokio::task::spawn_blocking(move || telemetry.shutdown(std::time::Duration::from_secs(5))).await.ok();
+    tokio::task::spawn_blocking(move || {
+        // The trail's last records and a final checkpoint, then the spans.
+        if let Some(a) = audit {
+            a.close(std::time::Duration::from_secs(5));
+        }
+        telemetry.shutdown(std::time::Duration::from_secs(5))
+    })
+    .await
+    .ok();
     Ok(())
 }
 

@@ -45,6 +45,8 @@ pub struct Shared {
     /// Why the policy set could not be loaded at start, until one loads: every guarded request
     /// is refused (503) and `/readyz` is unready meanwhile.
     pub not_loaded: parking_lot::RwLock<Option<String>>,
+    /// The audit trail, when configured.
+    pub audit: Option<Arc<warden_audit::Trail>>,
     /// Why the upstream probe last failed (`upstream_probe`), if it did.
     pub probe_failure: parking_lot::RwLock<Option<String>>,
     /// How policies are loaded (the signature to verify).
@@ -129,6 +131,14 @@ impl Shared {
                 self.config.policies.display()
             )
         })
+    }
+
+    /// Why requests are refused while the audit trail cannot be written (`audit.on_failure:
+    /// closed`), if they are.
+    pub fn audit_refusal(&self) -> Option<String> {
+        let why = self.audit.as_ref()?.failure()?;
+        (self.config.audit.on_failure == warden_audit::config::OnFailure::Closed)
+            .then(|| format!("{why}; nothing is served that cannot be recorded (audit.on_failure: closed)"))
     }
 
     /// Requests in flight now.
@@ -316,6 +326,10 @@ async fn exchange(shared: &Shared, req: Request<Incoming>, rec: &Record) -> Resu
     telemetry::guard_done(tel, &span, &policies, &prompt);
     rec.data().prompt = Some((&prompt).into());
     rec.data().policy_digest = Some(policies.digest().to_string());
+    let privacy = shared.config.audit.privacy;
+    if rec.audited() {
+        rec.texts(crate::evidence::prompt(privacy, &request.segments[..known.min(request.segments.len())], &prompt));
+    }
     if let Some(hit) = prompt.blocking_hit() {
         rec.data().outcome = "refused";
         let mut r = respond::prompt_refusal(errors, hit);
@@ -452,6 +466,13 @@ async fn exchange(shared: &Shared, req: Request<Incoming>, rec: &Record) -> Resu
         telemetry::capture_output(tel, &client, &sent, &info.finish_reasons);
     }
     telemetry::client_done(&client, Some(status.as_u16()), &info, None, Some(read_at));
+    if rec.audited() {
+        rec.texts(crate::evidence::completion(privacy, &body, || {
+            crate::json::parse(&body)
+                .map(|j| shape.completion_texts(&j).into_iter().map(|t| t.text).collect())
+                .unwrap_or_default()
+        }));
+    }
     rec.data().response = Some(info);
     rec.data().completion = Some((&completion).into());
     if completion.action == Action::Block {
@@ -849,6 +870,7 @@ async fn pump(
     trace: StreamTrace,
 ) {
     let started = rec.started();
+    let mut sent_hash = Sha256::new();
     let mut capture = telemetry::StreamCapture::new(&trace.telemetry, guard.shape(), &trace.client);
     let mut first_sent: Option<Duration> = None;
     let mut events_sent = 0usize;
@@ -915,6 +937,18 @@ async fn pump(
             1 => out.send.into_iter().next(),
             _ => Some(Bytes::from(out.send.concat())),
         };
+        let mut batch = batch;
+        // `fsync: always`: the stream's last bytes leave only once its record is on disk.
+        if out.done && rec.durable() {
+            record_stream(&rec, &guard, stop.clone(), first_sent, sent_hash.clone());
+            if let Err(e) = rec.commit().await {
+                let m = format!("the end of the answer was withheld: its audit record could not be written ({e})");
+                batch = Some(guard.shape().stream_error(&m));
+            }
+        }
+        if let Some(b) = &batch {
+            sent_hash.update(b);
+        }
         if let Some(batch) = batch {
             let left = b.deadline.saturating_duration_since(tokio::time::Instant::now());
             // Content capture reads back what the client got (a cheap clone of the bytes).
@@ -957,6 +991,12 @@ async fn pump(
     }
     let upstream_error = stop.as_ref().filter(|(o, _)| *o == "failed").map(|(_, m)| m.as_str());
     telemetry::client_done(&trace.client, Some(trace.status), guard.response_info(), upstream_error, None);
+    record_stream(&rec, &guard, stop, first_sent, sent_hash);
+}
+
+/// What a stream's record says once it is over: its outcome, the completion decision, the
+/// stream's figures, and (for the audit trail) the sha256 of every byte the client got.
+fn record_stream(rec: &Record, guard: &StreamGuard, stop: Option<Stop>, first_sent: Option<Duration>, sent: Sha256) {
     if let Some((outcome, message)) = stop {
         rec.fail(outcome, message);
     }
@@ -964,6 +1004,9 @@ async fn pump(
         rec.finish("refused");
     }
     rec.finish("answered");
+    if rec.audited() {
+        rec.texts(serde_json::json!({ "stream_sha256": hex::encode(sent.finalize()) }));
+    }
     let mut d = rec.data();
     d.completion = Some(guard.decision().into());
     d.response = Some(guard.response_info().clone());

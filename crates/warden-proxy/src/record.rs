@@ -48,6 +48,12 @@ pub struct RuleRecord {
     pub labels: Vec<String>,
     /// How many findings.
     pub findings: usize,
+    /// The highest finding score.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
+    /// Where the first findings are: `[text index, start byte, end byte]` (16 at most).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub spans: Vec<[usize; 3]>,
     /// The detector error, if it failed.
     pub error: Option<String>,
 }
@@ -71,6 +77,8 @@ impl From<&Decision> for DecisionRecord {
                         mode: h.mode,
                         labels,
                         findings: h.findings.len(),
+                        score: h.findings.iter().map(|f| f.score).reduce(f32::max),
+                        spans: h.findings.iter().take(16).map(|f| [f.segment, f.span.start, f.span.end]).collect(),
                         error: h.error.clone(),
                     }
                 })
@@ -164,6 +172,15 @@ pub(crate) struct Open {
     pub(crate) span: SpanCx,
     /// Where the record's metrics go.
     pub(crate) telemetry: Option<Arc<Telemetry>>,
+    /// The audit trail, if there is one.
+    pub(crate) trail: Option<Arc<warden_audit::Trail>>,
+    /// What the trail records of the texts (hashes, excerpts or the texts, by `audit.privacy`);
+    /// never in the log line.
+    pub(crate) texts: Option<serde_json::Value>,
+    /// Which requests the trail records.
+    pub(crate) findings_only: bool,
+    /// The record went to its sinks already (committed before the answer was released).
+    committed: bool,
 }
 
 impl Record {
@@ -175,6 +192,19 @@ impl Record {
         span: SpanCx,
         telemetry: Option<Arc<Telemetry>>,
     ) -> Self {
+        Self::with_trail(request_id, method, path, span, telemetry, None)
+    }
+
+    /// Starts the record of a request that the audit trail records too (`true`: only requests
+    /// with a finding, and failures).
+    pub fn with_trail(
+        request_id: String,
+        method: &str,
+        path: &str,
+        span: SpanCx,
+        telemetry: Option<Arc<Telemetry>>,
+        trail: Option<(Arc<warden_audit::Trail>, bool)>,
+    ) -> Self {
         let data = RecordData {
             request_id,
             method: method.to_string(),
@@ -182,7 +212,73 @@ impl Record {
             trace_id: span.trace_id(),
             ..Default::default()
         };
-        Record(Arc::new(Mutex::new(Open { data, started: Instant::now(), streaming: false, span, telemetry })))
+        let (trail, findings_only) = match trail {
+            Some((t, f)) => (Some(t), f),
+            None => (None, false),
+        };
+        Record(Arc::new(Mutex::new(Open {
+            data,
+            started: Instant::now(),
+            streaming: false,
+            span,
+            telemetry,
+            trail,
+            texts: None,
+            findings_only,
+            committed: false,
+        })))
+    }
+
+    /// Whether a stream's task decides the outcome.
+    pub fn is_streaming(&self) -> bool {
+        self.0.lock().streaming
+    }
+
+    /// Sets what the trail records of the texts.
+    pub fn texts(&self, texts: serde_json::Value) {
+        let mut o = self.0.lock();
+        match (o.texts.as_mut().and_then(|t| t.as_object_mut()), texts) {
+            (Some(have), serde_json::Value::Object(more)) => have.extend(more),
+            (_, t) => o.texts = Some(t),
+        }
+    }
+
+    /// Whether an audit trail records this request.
+    pub fn audited(&self) -> bool {
+        self.0.lock().trail.is_some()
+    }
+
+    /// Whether the trail waits for the disk before an answer is released (`fsync: always`).
+    pub fn durable(&self) -> bool {
+        self.0.lock().trail.as_ref().is_some_and(|t| t.durable())
+    }
+
+    /// The record's last stage, now rather than when the last handle goes: the record goes to
+    /// its sinks (trail, span, metrics, logs) with the outcome it has (`answered` if none). With
+    /// `fsync: always`, returns once the trail has it on disk, or why it could not; the caller
+    /// then withholds the answer. Later calls, and the drop, do nothing.
+    pub async fn commit(&self) -> Result<(), String> {
+        let ack = {
+            let mut o = self.0.lock();
+            if o.committed {
+                return Ok(());
+            }
+            if o.data.outcome.is_empty() {
+                o.data.outcome = "answered";
+            }
+            o.committed = true;
+            o.data.duration_ms = o.started.elapsed().as_secs_f64() * 1000.0;
+            crate::telemetry::finish(&mut o)
+        };
+        match ack {
+            Some(rx) => match tokio::time::timeout(DURABLE_WAIT, rx).await {
+                Ok(Ok(Ok(()))) => Ok(()),
+                Ok(Ok(Err(e))) => Err(e),
+                Ok(Err(_)) => Err("the audit writer stopped".into()),
+                Err(_) => Err(format!("the audit trail did not confirm the record within {DURABLE_WAIT:?}")),
+            },
+            None => Ok(()),
+        }
     }
 
     /// The request's SERVER span, to start children of.
@@ -234,8 +330,14 @@ impl Record {
     }
 }
 
+/// How long an answer waits for its record to be on disk (`fsync: always`) before it is refused.
+const DURABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Drop for Open {
     fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
         // Never given an outcome: the request's future was dropped, which hyper does when the
         // client goes away before the answer.
         if self.data.outcome.is_empty() {
@@ -243,6 +345,6 @@ impl Drop for Open {
             self.data.error.get_or_insert_with(|| "the client went away before the answer".into());
         }
         self.data.duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        crate::telemetry::finish(self);
+        let _ = crate::telemetry::finish(self);
     }
 }

@@ -424,9 +424,11 @@ fn messages(texts: impl Iterator<Item = (String, serde_json::Value)>) -> String 
     serde_json::Value::Array(list).to_string()
 }
 
-/// The record's last stage: the request's metrics, the end of its SERVER span, its access log
-/// line and its decision record line.
-pub(crate) fn finish(o: &mut Open) {
+/// The record's last stage: the request's line in the audit trail, its metrics, the end of its
+/// SERVER span, its access log line and its decision record line. Returns the trail's
+/// acknowledgement when it confirms durable writes (`fsync: always`).
+pub(crate) fn finish(o: &mut Open) -> Option<tokio::sync::oneshot::Receiver<Result<(), String>>> {
+    let ack = audit(o);
     let d = &o.data;
     let decision = match (&d.prompt, &d.completion) {
         (None, None) => None,
@@ -527,5 +529,25 @@ pub(crate) fn finish(o: &mut Open) {
     if tracing::enabled!(target: "warden::record", tracing::Level::INFO) {
         let line = serde_json::to_string(d).unwrap_or_default();
         tracing::info!(target: "warden::record", "{line}");
+    }
+    ack
+}
+
+/// The request's line in the audit trail: the record, with the texts as `audit.privacy` says.
+fn audit(o: &mut Open) -> Option<tokio::sync::oneshot::Receiver<Result<(), String>>> {
+    let trail = o.trail.as_ref()?;
+    let d = &o.data;
+    let found = d.prompt.as_ref().is_some_and(|p| !p.rules.is_empty())
+        || d.completion.as_ref().is_some_and(|c| !c.rules.is_empty());
+    if o.findings_only && !found && d.outcome == "answered" {
+        return None;
+    }
+    let mut body = serde_json::to_value(d).unwrap_or_default();
+    if let (Some(m), Some(t)) = (body.as_object_mut(), o.texts.take()) {
+        m.insert("texts".into(), t);
+    }
+    match trail.append(body.to_string()) {
+        warden_audit::Appended::Queued(ack) => ack,
+        warden_audit::Appended::Shed => None,
     }
 }

@@ -126,6 +126,10 @@ pub struct Metrics {
     pub in_flight: Gauge,
     /// Spans dropped before export.
     pub spans_dropped: Counter,
+    audit_records: Counter,
+    audit_shed: Counter,
+    audit_failures: Counter,
+    audit_failing: Gauge,
     models: RwLock<HashSet<String>>,
 }
 
@@ -185,6 +189,22 @@ impl Metrics {
             "Spans dropped before export (queue full, export failed or timed out)",
             spans_dropped.clone(),
         );
+        let audit_records = Counter::default();
+        r.register("audit_records", "Request records written to the audit trail", audit_records.clone());
+        let audit_shed = Counter::default();
+        r.register(
+            "audit_shed",
+            "Request records shed because the audit queue was full (named in the next checkpoint)",
+            audit_shed.clone(),
+        );
+        let audit_failures = Counter::default();
+        r.register(
+            "audit_write_failures",
+            "Audit trail writes that failed (full or read-only disk)",
+            audit_failures.clone(),
+        );
+        let audit_failing = Gauge::default();
+        r.register("audit_failing", "1 while the audit trail cannot be written", audit_failing.clone());
         r.register_collector(Box::new(DetectorStats));
         Metrics {
             registry: r,
@@ -202,6 +222,10 @@ impl Metrics {
             policy_info,
             in_flight,
             spans_dropped,
+            audit_records,
+            audit_shed,
+            audit_failures,
+            audit_failing,
             models: RwLock::new(HashSet::new()),
         }
     }
@@ -265,6 +289,20 @@ impl Metrics {
         if bytes > 0 {
             self.withheld.inc_by(bytes as u64);
         }
+    }
+
+    /// The audit trail's counts, read at scrape time.
+    pub fn audit(&self, records: u64, shed: u64, failures: u64, failing: bool) {
+        let catch_up = |c: &Counter, v: u64| {
+            let now = c.get();
+            if v > now {
+                c.inc_by(v - now);
+            }
+        };
+        catch_up(&self.audit_records, records);
+        catch_up(&self.audit_shed, shed);
+        catch_up(&self.audit_failures, failures);
+        self.audit_failing.set(failing as i64);
     }
 
     /// The active policy set changed.

@@ -46,6 +46,9 @@ enum Command {
         /// Log format: `text` or `json`.
         #[arg(long, default_value = "text", env = "WARDEN_LOG_FORMAT")]
         log_format: String,
+        /// The audit trail's directory (`audit.dir` in the config).
+        #[arg(long)]
+        audit_dir: Option<PathBuf>,
     },
     /// Run the policies' unit tests; exits 1 if any fails.
     Test {
@@ -104,6 +107,63 @@ enum Command {
         file: Option<PathBuf>,
         /// The text (`-` reads standard input).
         text: Option<String>,
+    },
+    /// The audit trail: verify its chain and checkpoints, export it, or follow it.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every link and checkpoint; report each break with its file and line; exit 1 if any.
+    Verify {
+        /// The trail's directory.
+        dir: PathBuf,
+        /// Public key file: every checkpoint must be signed by it.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Export request records, filtered (streams the trail: constant memory).
+    Export {
+        /// The trail's directory.
+        dir: PathBuf,
+        /// Records at or after this time (2026-12-01T10:00:00Z, 2026-12-01, or a duration ago: 2h).
+        #[arg(long)]
+        since: Option<String>,
+        /// Records before this time.
+        #[arg(long)]
+        until: Option<String>,
+        /// The request's strongest action: allow, flag, redact, block.
+        #[arg(long)]
+        action: Option<String>,
+        /// A rule of this policy fired.
+        #[arg(long)]
+        policy: Option<String>,
+        /// This rule fired (`policy/rule` or the rule's id).
+        #[arg(long)]
+        rule: Option<String>,
+        /// The tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// jsonl, csv or otlp (OTLP/JSON logs).
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        /// Write here rather than to standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The latest decisions, readable; `--follow` prints new ones as they come.
+    Tail {
+        /// The trail's directory.
+        dir: PathBuf,
+        /// How many.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: usize,
+        /// Keep printing new records.
+        #[arg(short, long)]
+        follow: bool,
     },
 }
 
@@ -168,6 +228,7 @@ fn main() -> Result<()> {
             verify_key,
             admin_listen,
             log_format,
+            audit_dir,
         } => {
             warden_telemetry::logs::init(&log_format).map_err(anyhow::Error::msg)?;
             let mut c = match &config {
@@ -198,6 +259,9 @@ fn main() -> Result<()> {
                             .with_context(|| format!("--admin-listen `{a}` is not an address (HOST:PORT) or `off`"))?,
                     )
                 }
+            }
+            if let Some(d) = audit_dir {
+                c.audit.dir = Some(d);
             }
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(warden_proxy::run(
@@ -311,6 +375,7 @@ fn main() -> Result<()> {
             println!("signed {n} files in {}", dir.display());
             Ok(())
         }
+        Command::Audit { command } => audit(command),
         Command::Keygen { out } => {
             let (private, public) = warden_policy::sign::generate().map_err(anyhow::Error::msg)?;
             let key_path = out.with_extension("key");
@@ -319,6 +384,65 @@ fn main() -> Result<()> {
             std::fs::write(&pub_path, public)?;
             println!("wrote {} (keep it secret) and {}", key_path.display(), pub_path.display());
             Ok(())
+        }
+    }
+}
+
+/// `warden audit ...`.
+fn audit(command: AuditCommand) -> Result<()> {
+    use warden_audit::export::{self, Filter, Format};
+    match command {
+        AuditCommand::Verify { dir, key } => {
+            let key = key.map(|k| warden_core::keys::read_verifying_key(&k)).transpose().map_err(anyhow::Error::msg)?;
+            let r = warden_audit::verify::verify(&dir, key.as_ref())
+                .with_context(|| format!("cannot read {}", dir.display()))?;
+            for p in &r.problems {
+                eprintln!("{p}");
+            }
+            let signed = match &key {
+                Some(_) => format!(", {} signed by the key", r.signed),
+                None => ", signatures not checked (no --key)".to_string(),
+            };
+            let summary = format!(
+                "{} lines in {} segments (seq {}..{}), {} checkpoints{signed}, {} shed, {} gaps, {} lines after the last checkpoint",
+                r.lines, r.segments, r.first_seq, r.last_seq, r.checkpoints, r.shed, r.gaps, r.uncovered
+            );
+            if r.problems.is_empty() {
+                println!("ok: {summary}");
+                Ok(())
+            } else {
+                eprintln!(
+                    "broken: {} problems; the first is the first place the trail was changed ({summary})",
+                    r.problems.len()
+                );
+                std::process::exit(1);
+            }
+        }
+        AuditCommand::Export { dir, since, until, action, policy, rule, tenant, format, out } => {
+            let time = |t: Option<String>| t.map(|t| export::parse_time(&t)).transpose().map_err(anyhow::Error::msg);
+            let filter = Filter { since: time(since)?, until: time(until)?, action, policy, rule, tenant };
+            let format = Format::parse(&format).map_err(anyhow::Error::msg)?;
+            let progress = std::io::stderr().is_terminal();
+            let n = match out {
+                Some(path) => {
+                    let f =
+                        std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+                    export::export(&dir, &filter, format, &mut std::io::BufWriter::new(f), progress)
+                }
+                None => export::export(
+                    &dir,
+                    &filter,
+                    format,
+                    &mut std::io::BufWriter::new(std::io::stdout().lock()),
+                    progress,
+                ),
+            }
+            .map_err(anyhow::Error::msg)?;
+            eprintln!("{n} records");
+            Ok(())
+        }
+        AuditCommand::Tail { dir, lines, follow } => {
+            export::tail(&dir, lines, follow, &mut std::io::stdout().lock()).map_err(anyhow::Error::msg)
         }
     }
 }

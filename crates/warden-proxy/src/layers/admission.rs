@@ -58,7 +58,8 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let admitted = match (self.shared.unready(), self.shared.detector_queue_full()) {
+        let unready = self.shared.unready().or_else(|| self.shared.audit_refusal());
+        let admitted = match (unready, self.shared.detector_queue_full()) {
             (Some(why), _) => Err(("unready", why)),
             (None, Some(reason)) => Err(("shed", format!("Warden is at capacity ({reason}); retry shortly"))),
             (None, None) => Arc::clone(&self.shared.in_flight).try_acquire_owned().map_err(|_| {

@@ -49,7 +49,10 @@ pub fn proxy_service(shared: Arc<Shared>) -> ProxyService {
         .layer(SetRequestIdLayer::new(header.clone(), WardenId))
         .layer(PropagateRequestIdLayer::new(header))
         .layer(trace::TraceLayer::new(Arc::clone(&shared.telemetry)))
-        .layer(record::RecordLayer::new(Arc::clone(&shared.telemetry)))
+        .layer(record::RecordLayer::new(
+            Arc::clone(&shared.telemetry),
+            shared.audit.clone().map(|t| (t, shared.config.audit.records == warden_audit::config::Records::Findings)),
+        ))
         .layer(admission::AdmissionLayer::new(Arc::clone(&shared)))
         .layer(deadline::DeadlineLayer::new(crate::config::Limits::ms(limits.total_timeout_ms)))
         .service(spine);

@@ -21,19 +21,21 @@ use warden_telemetry::{SpanCx, Telemetry};
 #[derive(Clone)]
 pub struct RecordLayer {
     telemetry: Arc<Telemetry>,
+    trail: Option<(Arc<warden_audit::Trail>, bool)>,
 }
 
 impl RecordLayer {
-    /// A record layer whose records report to `telemetry`.
-    pub fn new(telemetry: Arc<Telemetry>) -> Self {
-        Self { telemetry }
+    /// A record layer whose records report to `telemetry`, and to `trail` (with whether it
+    /// records only requests with a finding).
+    pub fn new(telemetry: Arc<Telemetry>, trail: Option<(Arc<warden_audit::Trail>, bool)>) -> Self {
+        Self { telemetry, trail }
     }
 }
 
 impl<S> Layer<S> for RecordLayer {
     type Service = RecordService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        RecordService { inner, telemetry: Arc::clone(&self.telemetry) }
+        RecordService { inner, telemetry: Arc::clone(&self.telemetry), trail: self.trail.clone() }
     }
 }
 
@@ -42,6 +44,7 @@ impl<S> Layer<S> for RecordLayer {
 pub struct RecordService<S> {
     inner: S,
     telemetry: Arc<Telemetry>,
+    trail: Option<(Arc<warden_audit::Trail>, bool)>,
 }
 
 impl<S, B> Service<Request<B>> for RecordService<S>
@@ -62,14 +65,27 @@ where
         let path = req.uri().path().to_string();
         // The SERVER span the trace layer started: the record ends it.
         let span = req.extensions_mut().remove::<SpanCx>().unwrap_or_default();
-        let record = Record::start(id, req.method().as_str(), &path, span, Some(Arc::clone(&self.telemetry)));
+        let trail = self.trail.clone();
+        let record =
+            Record::with_trail(id, req.method().as_str(), &path, span, Some(Arc::clone(&self.telemetry)), trail);
         let errors = route::error_shape(route::provider_hint(&route::decode_unreserved(&path), req.headers()));
         req.extensions_mut().insert(record.clone());
         req.extensions_mut().insert(errors);
+        let http1 = req.version() < http::Version::HTTP_2;
         let fut = self.inner.call(req);
         Box::pin(async move {
             let resp = fut.await?;
             record.answered(resp.status().as_u16());
+            // `fsync: always`: a whole answer leaves only once its record is on disk (a stream's
+            // task does the same before its last event).
+            if record.durable() && !record.is_streaming() {
+                if let Err(e) = record.commit().await {
+                    let e = crate::respond::ProxyError::Overloaded(format!(
+                        "the answer was withheld: its audit record could not be written ({e})"
+                    ));
+                    return Ok(crate::respond::error_response(&e, errors, http1));
+                }
+            }
             Ok(resp)
         })
     }
