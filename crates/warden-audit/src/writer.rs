@@ -56,7 +56,7 @@ struct State {
 }
 
 enum Msg {
-    Record { body: String, ack: Option<tokio::sync::oneshot::Sender<Result<(), String>>> },
+    Record { kind: &'static str, body: String, ack: Option<tokio::sync::oneshot::Sender<Result<(), String>>> },
     Close(tokio::sync::oneshot::Sender<()>),
 }
 
@@ -111,6 +111,11 @@ impl Trail {
     /// Hands a record (a JSON object) to the writer. With `backpressure: block` and a full
     /// queue, waits for room (off the async workers).
     pub fn append(&self, body: String) -> Appended {
+        self.append_kind("request", body)
+    }
+
+    /// Hands a line of another kind (`policy_set`: what a policy digest names) to the writer.
+    pub fn append_kind(&self, kind: &'static str, body: String) -> Appended {
         let (ack, rx) = match self.fsync {
             Fsync::Always => {
                 let (t, r) = tokio::sync::oneshot::channel();
@@ -118,7 +123,7 @@ impl Trail {
             }
             _ => (None, None),
         };
-        let msg = Msg::Record { body, ack };
+        let msg = Msg::Record { kind, body, ack };
         // Counted in `sending` before `closing` is read (both SeqCst): `close` waits for the
         // appends that saw the trail open, and every later one sees it closing.
         self.state.sending.fetch_add(1, Ordering::SeqCst);
@@ -324,7 +329,7 @@ impl Writer {
         let lines: Vec<(&str, String)> = pending[..upto]
             .iter()
             .filter_map(|m| match m {
-                Msg::Record { body, .. } => Some(("request", body.clone())),
+                Msg::Record { kind, body, .. } => Some((*kind, body.clone())),
                 Msg::Close(_) => None,
             })
             .collect();
@@ -334,7 +339,8 @@ impl Writer {
         {
             self.sync()?;
         }
-        self.state.records.fetch_add(lines.len() as u64, Ordering::Relaxed);
+        let requests = lines.iter().filter(|(k, _)| *k == "request").count() as u64;
+        self.state.records.fetch_add(requests, Ordering::Relaxed);
         self.records_since_checkpoint += lines.len() as u64;
         for m in pending.drain(..upto) {
             if let Msg::Record { ack: Some(ack), .. } = m {

@@ -61,6 +61,10 @@ impl Detector for ClassifierDetector {
         "classifier"
     }
 
+    fn artefact(&self) -> Option<&str> {
+        Some(self.model.digest())
+    }
+
     fn cost(&self) -> Cost {
         Cost::Pooled
     }

@@ -115,6 +115,12 @@ pub trait Detector: Send + Sync + fmt::Debug {
     /// The detector's kind as written in policies: `phrases`, `patterns`, `invisible`, ...
     fn kind(&self) -> &'static str;
 
+    /// The sha256 of the artefact it runs (a classifier's model, a plugin's WebAssembly), for the
+    /// audit trail: which exact model or plugin decided. Default: none (the policy files say it).
+    fn artefact(&self) -> Option<&str> {
+        None
+    }
+
     /// What running it costs; the evaluator runs [`Cost::Inline`] detectors first.
     fn cost(&self) -> Cost {
         Cost::Inline

@@ -29,6 +29,10 @@ impl Detector for PluginDetector {
         "plugin"
     }
 
+    fn artefact(&self) -> Option<&str> {
+        Some(self.plugin.sha256())
+    }
+
     fn cost(&self) -> Cost {
         Cost::Pooled
     }

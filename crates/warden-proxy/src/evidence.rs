@@ -61,6 +61,25 @@ fn excerpts(segments: &[Segment], d: &Decision) -> Value {
     Value::Array(out)
 }
 
+/// The trail's `policy_set` line: the set a digest names, with every rule's detector and the
+/// sha256 of the model or plugin it runs. Written at start and whenever a new set is loaded, so
+/// a request line's `policy_digest` says exactly which files, models and plugins decided.
+pub fn policy_set(set: &warden_policy::PolicySet) -> Value {
+    let policies: Vec<Value> = set
+        .policies()
+        .iter()
+        .map(|p| {
+            let rules: Vec<Value> = p
+                .rules
+                .iter()
+                .map(|r| json!({"id": r.id, "detector": r.detector.kind(), "action": r.action, "mode": r.mode, "artefact_sha256": r.detector.artefact()}))
+                .collect();
+            json!({"name": p.name, "mode": p.mode, "source": p.source, "rules": rules})
+        })
+        .collect();
+    json!({"policy_digest": set.digest(), "policies": policies})
+}
+
 /// A whole completion as the client got it: its sha256, and with `full` its texts.
 pub fn completion(privacy: Privacy, body: &[u8], texts: impl FnOnce() -> Vec<String>) -> Value {
     let mut out = json!({ "completion_sha256": sha(body) });

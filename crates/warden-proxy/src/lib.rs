@@ -81,6 +81,9 @@ pub fn prepare(config: Config) -> Result<Arc<Shared>, String> {
         Some(_) => Some(Arc::new(warden_audit::Trail::open(&config.audit)?)),
         None => None,
     };
+    if let Some(t) = &audit {
+        t.append_kind("policy_set", evidence::policy_set(&policies).to_string());
+    }
     let rules: usize = policies.policies().iter().map(|p| p.rules.len()).sum();
     telemetry.metrics.policy_set(policies.digest(), policies.policies().len(), rules);
     // Each worker runs one plugin instance at a time; the plugin host has room for 64 calls.
@@ -120,6 +123,9 @@ pub async fn reload(shared: &Arc<Shared>) -> Result<String, String> {
             if first || digest != shared.policies.load().digest() {
                 let rules: usize = set.policies().iter().map(|p| p.rules.len()).sum();
                 metrics.policy_set(&digest, set.policies().len(), rules);
+                if let Some(t) = &shared.audit {
+                    t.append_kind("policy_set", evidence::policy_set(&set).to_string());
+                }
                 shared.policies.store(Arc::new(set));
                 metrics.reloads.inc();
                 tracing::info!(policy_digest = %digest, "policies reloaded");
