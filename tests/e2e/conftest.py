@@ -57,6 +57,21 @@ def start_warden(logdir: Path, mock: Mock) -> Callable[..., Warden]:
         w.stop()
 
 
+@pytest.fixture
+def fresh(start_warden):
+    """start_warden, with the instances stopped when the test ends (for modules that start many)."""
+    mine: list[Warden] = []
+
+    def start(name: str, **kw) -> Warden:
+        w = start_warden(name, **kw)
+        mine.append(w)
+        return w
+
+    yield start
+    for w in mine:
+        w.stop()
+
+
 @pytest.fixture(scope="session")
 def warden(start_warden) -> Warden:
     """Warden with the repo's policies/ in front of the session's mock-llm."""

@@ -197,6 +197,8 @@ class OtelTap(Receiver):
     def __init__(self) -> None:
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        # Log records it received (OTLP/JSON LogRecord objects), apart from the spans.
+        self.logs: list[dict] = []
         exe = Path(sys.executable).parent / "oteltap"
         super().__init__([str(exe), "--port", str(self.port)], [self.port])
 
@@ -204,6 +206,10 @@ class OtelTap(Receiver):
         if not line.startswith("{"):
             return
         s = json.loads(line)
+        if "kind" not in s:
+            # A log record (Warden's decision records, telemetry.records: true), not a span.
+            self.logs.append(s)
+            return
         status = s.get("status", {}).get("code", 0)
         self.spans.append(
             Span(

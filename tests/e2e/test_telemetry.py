@@ -134,21 +134,6 @@ def _stop_own_receivers():
             r.stop()
 
 
-@pytest.fixture
-def fresh(start_warden):
-    """start_warden, with the instances stopped when the test ends (this module starts many)."""
-    mine: list[Warden] = []
-
-    def start(name: str, **kw) -> Warden:
-        w = start_warden(name, **kw)
-        mine.append(w)
-        return w
-
-    yield start
-    for w in mine:
-        w.stop()
-
-
 @pytest.fixture(scope="module")
 def tap():
     rx = OtelTap()
@@ -802,3 +787,34 @@ def test_spans_still_queued_are_exported_when_warden_stops(fresh):
     assert not rx.trace(trace_id), "exported before the stop: the test proves nothing"
     w.stop()
     rx.wait_for_server_span(trace_id)
+
+
+def test_decision_records_are_shipped_as_otlp_log_records_in_the_requests_trace(fresh):
+    """telemetry.records: every decision record reaches the collector as a log record (event
+    warden.decision, the record as its body), tied to the request's trace."""
+    rx = OtelTap()
+    w = fresh("records", config=traced_config(rx.endpoint, records=True))
+    trace_id, _, tp = caller_context()
+    r = w.http.post(
+        "/v1/chat/completions", json=chat_body(f"{TRIGGER} hello"), headers={**OPENAI_JSON, "traceparent": tp}
+    )
+    assert_openai_error(r, 400, "content_filter")
+    rid = r.headers["x-warden-request-id"]
+    deadline = time.monotonic() + otlp_receivers.SPAN_TIMEOUT_S
+    while not [l for l in rx.logs if l.get("traceId") == trace_id]:
+        assert time.monotonic() < deadline, f"no log record for trace {trace_id}: {rx.text()[-2000:]}"
+        time.sleep(0.05)
+    [log] = [l for l in rx.logs if l.get("traceId") == trace_id]
+    assert log["eventName"] == "warden.decision"
+    attrs = {a["key"]: a["value"]["stringValue"] for a in log["attributes"]}
+    assert attrs == {"warden.request_id": rid, "warden.decision": "block", "warden.outcome": "refused"}
+    record = json.loads(log["body"]["stringValue"])
+    assert record == w.record(rid)
+
+
+def test_no_records_are_shipped_unless_asked(traced, tap):
+    trace_id, _, tp = caller_context()
+    r = traced.http.post("/v1/chat/completions", json=chat_body("Say hello."), headers={**OPENAI_JSON, "traceparent": tp})
+    assert r.status_code == 200
+    tap.wait_for_server_span(trace_id)
+    assert not [l for l in tap.logs if l.get("traceId") == trace_id]

@@ -139,7 +139,7 @@ pub fn verify(dir: &Path, key: Option<&VerifyingKey>) -> std::io::Result<Report>
             if head.kind == "gap" {
                 r.gaps += 1;
             }
-            if let Some(want) = side.get(&head.seq) {
+            if let Some((want, _)) = side.get(&head.seq) {
                 if want != &hash {
                     r.problems.push(problem(format!(
                         "seq {} is not the line checkpoints.jsonl signed for it: the line was edited (or the chain rewritten)",
@@ -156,7 +156,7 @@ pub fn verify(dir: &Path, key: Option<&VerifyingKey>) -> std::io::Result<Report>
     // A sidecar checkpoint covers `seq` with its chain line at `seq + 1`, written (and synced)
     // before the sidecar's: the trail must reach that line too, or the last checkpoint line (and
     // the shed records it names) could be cut unseen.
-    if let Some((seq, _)) = side.range(r.last_seq..).next() {
+    if let Some((seq, (_, line))) = side.range(r.last_seq..).next() {
         let what = if *seq > r.last_seq {
             format!(
                 "a checkpoint covers seq {seq}, but the trail ends at seq {}: lines or whole segments were removed from its end",
@@ -169,7 +169,7 @@ pub fn verify(dir: &Path, key: Option<&VerifyingKey>) -> std::io::Result<Report>
                 r.last_seq
             )
         };
-        r.problems.push(Problem { file: dir.join(CHECKPOINTS), line: 0, what });
+        r.problems.push(Problem { file: dir.join(CHECKPOINTS), line: *line, what });
     }
     Ok(r)
 }
@@ -203,8 +203,9 @@ fn check_checkpoint(
     }
 }
 
-/// The sidecar checkpoints: `covers_seq` to `covers_hash` (signatures checked with a key).
-fn sidecar(dir: &Path, key: Option<&VerifyingKey>, r: &mut Report) -> std::io::Result<BTreeMap<u64, String>> {
+/// The sidecar checkpoints: `covers_seq` to (`covers_hash`, the line it is on), signatures
+/// checked with a key.
+fn sidecar(dir: &Path, key: Option<&VerifyingKey>, r: &mut Report) -> std::io::Result<BTreeMap<u64, (String, usize)>> {
     let path = dir.join(CHECKPOINTS);
     let mut out = BTreeMap::new();
     let Ok(f) = std::fs::File::open(&path) else { return Ok(out) };
@@ -229,7 +230,7 @@ fn sidecar(dir: &Path, key: Option<&VerifyingKey>, r: &mut Report) -> std::io::R
                 continue;
             }
         }
-        out.insert(seq, hash.to_string());
+        out.insert(seq, (hash.to_string(), i + 1));
     }
     Ok(out)
 }

@@ -316,9 +316,13 @@ impl Writer {
                 return;
             }
             pending.clear();
-            if let Err(e) = self.housekeeping() {
-                self.fail(e);
-                std::thread::sleep(Duration::from_millis(500));
+            match self.housekeeping() {
+                Ok(true) => self.recovered(),
+                Ok(false) => {}
+                Err(e) => {
+                    self.fail(e);
+                    std::thread::sleep(Duration::from_millis(500));
+                }
             }
         }
     }
@@ -333,11 +337,17 @@ impl Writer {
                 Msg::Close(_) => None,
             })
             .collect();
+        let before = (self.seg_bytes, self.next_seq, self.last_hash.clone(), self.unsynced);
         self.write_lines(&lines)?;
         if self.cfg.fsync == Fsync::Always
             || (self.cfg.fsync == Fsync::Batch && self.unsynced >= self.cfg.batch_records)
         {
-            self.sync()?;
+            if let Err(e) = self.sync() {
+                // Not on disk for sure: cut the lines back, so the retry does not write them twice.
+                let _ = self.file.set_len(before.0);
+                (self.seg_bytes, self.next_seq, self.last_hash, self.unsynced) = before;
+                return Err(e);
+            }
         }
         let requests = lines.iter().filter(|(k, _)| *k == "request").count() as u64;
         self.state.records.fetch_add(requests, Ordering::Relaxed);
@@ -347,12 +357,17 @@ impl Writer {
                 let _ = ack.send(Ok(()));
             }
         }
+        self.recovered();
+        Ok(())
+    }
+
+    /// A write succeeded: a failure reported before is over.
+    fn recovered(&mut self) {
         if self.failing {
             self.failing = false;
             *self.state.failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
             tracing::info!("the audit trail is written again");
         }
-        Ok(())
     }
 
     fn fail(&mut self, e: std::io::Error) {
@@ -411,26 +426,33 @@ impl Writer {
     }
 
     /// Timed syncs, checkpoints and rotation.
-    fn housekeeping(&mut self) -> std::io::Result<()> {
+    /// Returns whether it wrote anything. While the trail is failing, the checkpoint is retried
+    /// at once, so the failure clears as soon as the disk has room, traffic or not.
+    fn housekeeping(&mut self) -> std::io::Result<bool> {
+        let mut wrote = false;
         if self.cfg.fsync == Fsync::Batch
             && self.unsynced > 0
             && self.last_sync.elapsed() >= Duration::from_millis(self.cfg.batch_ms)
         {
             self.sync()?;
+            wrote = true;
         }
         let shed = self.state.shed_unreported.load(Ordering::Relaxed);
-        let due = self.records_since_checkpoint >= self.cfg.checkpoint_records
+        let due = self.failing
+            || self.records_since_checkpoint >= self.cfg.checkpoint_records
             || ((self.records_since_checkpoint > 0 || shed > 0)
                 && self.last_checkpoint.elapsed() >= Duration::from_secs(self.cfg.checkpoint_secs));
         if due {
             self.checkpoint()?;
+            wrote = true;
         }
         if self.seg_bytes >= self.cfg.segment_bytes
             || self.seg_opened.elapsed() >= Duration::from_secs(self.cfg.segment_secs)
         {
             self.rotate()?;
+            wrote = true;
         }
-        Ok(())
+        Ok(wrote)
     }
 
     /// A signed statement of the last line, in the chain and in the sidecar file; the segment is
@@ -452,8 +474,12 @@ impl Writer {
             m.extend(b.clone());
         }
         let mut f = OpenOptions::new().create(true).append(true).open(self.dir.join(CHECKPOINTS))?;
-        f.write_all(format!("{side}\n").as_bytes())?;
-        f.sync_data()?;
+        let len = f.metadata()?.len();
+        if let Err(e) = f.write_all(format!("{side}\n").as_bytes()).and_then(|()| f.sync_data()) {
+            // A short write would glue the next checkpoint onto a torn one: cut it back.
+            let _ = f.set_len(len);
+            return Err(e);
+        }
         self.state.checkpoints.fetch_add(1, Ordering::Relaxed);
         self.records_since_checkpoint = 0;
         self.last_checkpoint = Instant::now();

@@ -161,14 +161,16 @@ fn middle_request(segs: &[(PathBuf, Vec<String>)], with: &str) -> (usize, usize)
 /// Asserts that `p` says the trail ending at `end` lost its tail: the first sidecar checkpoint
 /// whose chain line (the seq after the one it covers) is past the end is named.
 fn assert_cut_tail(fx: &Fixture, p: &verify::Problem, end: u64) -> u64 {
-    assert_eq!((&p.file, p.line), (&fx.sidecar(), 0), "{p}");
-    let covered = std::fs::read_to_string(fx.sidecar())
-        .unwrap()
+    let side = std::fs::read_to_string(fx.sidecar()).unwrap();
+    let (line, covered) = side
         .lines()
-        .map(|l| parse(l)["covers_seq"].as_u64().unwrap())
-        .filter(|s| *s >= end)
-        .min()
+        .enumerate()
+        .map(|(i, l)| (i + 1, parse(l)["covers_seq"].as_u64().unwrap()))
+        .filter(|(_, s)| *s >= end)
+        .min_by_key(|(_, s)| *s)
         .expect("a checkpoint covers the tail");
+    // The sidecar's line of that checkpoint is named.
+    assert_eq!((&p.file, p.line), (&fx.sidecar(), line), "{p}");
     let want = if covered > end {
         format!("a checkpoint covers seq {covered}, but the trail ends at seq {end}")
     } else {

@@ -526,9 +526,13 @@ pub(crate) fn finish(o: &mut Open) -> Option<tokio::sync::oneshot::Receiver<Resu
         "request"
     );
     // Serialise only if the line will be written (no subscriber in unit tests).
-    if tracing::enabled!(target: "warden::record", tracing::Level::INFO) {
+    let ship = o.telemetry.as_ref().and_then(|t| t.records());
+    if ship.is_some() || tracing::enabled!(target: "warden::record", tracing::Level::INFO) {
         let line = serde_json::to_string(d).unwrap_or_default();
         tracing::info!(target: "warden::record", "{line}");
+        if let Some(r) = ship {
+            r.emit(&line, &d.request_id, decision_name, d.outcome, span.ids());
+        }
     }
     ack
 }

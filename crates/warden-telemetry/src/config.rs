@@ -15,6 +15,7 @@
 //!   sampler_arg: 1.0
 //!   max_queue: 2048               # spans waiting for export; past it, spans are dropped and counted
 //!   capture_content: false        # prompt and completion texts in spans (never credentials)
+//!   records: false                # also ship every decision record as an OTLP log record
 //! ```
 //!
 //! A field set here wins over its variable; a field left out takes the variable
@@ -51,6 +52,9 @@ pub struct TelemetryConfig {
     /// Put the prompt and completion texts into spans (`gen_ai.input.messages`,
     /// `gen_ai.output.messages`). Off by default: telemetry then holds no text.
     pub capture_content: bool,
+    /// Ship every decision record as an OTLP log record (event `warden.decision`) to the same
+    /// collector, so that it can forward them to any store. Off by default.
+    pub records: bool,
 }
 
 impl Default for TelemetryConfig {
@@ -66,6 +70,7 @@ impl Default for TelemetryConfig {
             sampler_arg: None,
             max_queue: 2048,
             capture_content: false,
+            records: false,
         }
     }
 }
@@ -117,6 +122,19 @@ impl TelemetryConfig {
         }
     }
 
+    /// Whether decision records are shipped as OTLP logs: `records: true`, with a collector
+    /// configured (as for traces), unless `OTEL_SDK_DISABLED=true` or `OTEL_LOGS_EXPORTER=none`.
+    pub fn records_on(&self, env: Env<'_>) -> bool {
+        let truthy = |n: &str| env(n).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        self.records
+            && !truthy("OTEL_SDK_DISABLED")
+            && env("OTEL_LOGS_EXPORTER").is_none_or(|v| v.trim() != "none")
+            && (self.traces == Switch::On
+                || self.endpoint.is_some()
+                || env("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT").is_some()
+                || env("OTEL_EXPORTER_OTLP_ENDPOINT").is_some())
+    }
+
     /// The protocol: the file's, else `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else
     /// `OTEL_EXPORTER_OTLP_PROTOCOL`, else HTTP/protobuf.
     pub fn protocol(&self, env: Env<'_>) -> Result<Protocol, String> {
@@ -140,6 +158,13 @@ impl TelemetryConfig {
     /// The endpoint given to the exporter: the file's (for HTTP, `/v1/traces` added to a URL
     /// with no path), or `None` to let the exporter read the variables.
     pub fn endpoint(&self, protocol: Protocol) -> Result<Option<String>, String> {
+        self.endpoint_for(protocol, "/v1/traces")
+    }
+
+    /// The endpoint of a signal (`/v1/traces`, `/v1/logs`): for HTTP, the file's base URL with
+    /// the signal's path (a URL ending in `/v1/traces` gets its path swapped; any other path is
+    /// used as is).
+    pub fn endpoint_for(&self, protocol: Protocol, signal: &str) -> Result<Option<String>, String> {
         let Some(e) = self.endpoint.as_deref().map(str::trim) else { return Ok(None) };
         let uri: http::Uri = e
             .parse()
@@ -149,7 +174,10 @@ impl TelemetryConfig {
         }
         Ok(Some(match protocol {
             Protocol::HttpProtobuf if matches!(uri.path(), "" | "/") => {
-                format!("{}/v1/traces", e.trim_end_matches('/'))
+                format!("{}{signal}", e.trim_end_matches('/'))
+            }
+            Protocol::HttpProtobuf if uri.path() == "/v1/traces" => {
+                format!("{}{signal}", e.trim_end_matches("/v1/traces"))
             }
             _ => e.to_string(),
         }))
@@ -216,6 +244,17 @@ mod tests {
     }
 
     #[test]
+    fn records_ship_only_when_asked_and_a_collector_is_configured() {
+        let asked = TelemetryConfig { records: true, ..Default::default() };
+        assert!(!asked.records_on(&env_of(&[])));
+        assert!(asked.records_on(&env_of(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")])));
+        assert!(!asked
+            .records_on(&env_of(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"), ("OTEL_LOGS_EXPORTER", "none")])));
+        let not_asked = TelemetryConfig { endpoint: Some("http://c:4318".into()), ..Default::default() };
+        assert!(!not_asked.records_on(&env_of(&[])));
+    }
+
+    #[test]
     fn protocol_from_the_file_then_the_signal_variable_then_the_general_one() {
         let c = TelemetryConfig::default();
         assert_eq!(c.protocol(&env_of(&[])).unwrap(), Protocol::HttpProtobuf);
@@ -242,6 +281,15 @@ mod tests {
         assert_eq!(c("http://h:4317").endpoint(Protocol::Grpc).unwrap().unwrap(), "http://h:4317");
         assert!(c("h:4318").endpoint(Protocol::HttpProtobuf).is_err());
         assert_eq!(TelemetryConfig::default().endpoint(Protocol::Grpc).unwrap(), None);
+        // Decision records go to the same collector's logs path.
+        assert_eq!(
+            c("http://h:4318").endpoint_for(Protocol::HttpProtobuf, "/v1/logs").unwrap().unwrap(),
+            "http://h:4318/v1/logs"
+        );
+        assert_eq!(
+            c("http://h:4318/v1/traces").endpoint_for(Protocol::HttpProtobuf, "/v1/logs").unwrap().unwrap(),
+            "http://h:4318/v1/logs"
+        );
     }
 
     #[test]

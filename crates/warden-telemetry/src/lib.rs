@@ -17,6 +17,7 @@ pub mod config;
 pub mod logs;
 pub mod metrics;
 pub mod names;
+pub mod records;
 pub mod traces;
 
 pub use config::TelemetryConfig;
@@ -32,6 +33,7 @@ pub struct Telemetry {
     /// The metrics.
     pub metrics: Metrics,
     traces: Option<Traces>,
+    records: Option<records::Records>,
     /// Whether spans may carry prompt and completion texts.
     pub capture_content: bool,
 }
@@ -41,17 +43,23 @@ impl Telemetry {
     pub fn start(config: &TelemetryConfig) -> Result<Self, String> {
         let metrics = Metrics::new();
         let traces = Traces::start(config, metrics.spans_dropped.clone())?;
-        Ok(Telemetry { metrics, traces, capture_content: config.capture_content })
+        let records = records::Records::start(config, metrics.records_dropped.clone())?;
+        Ok(Telemetry { metrics, traces, records, capture_content: config.capture_content })
     }
 
     /// Metrics only, no traces (tests, tools).
     pub fn metrics_only() -> Self {
-        Telemetry { metrics: Metrics::new(), traces: None, capture_content: false }
+        Telemetry { metrics: Metrics::new(), traces: None, records: None, capture_content: false }
     }
 
     /// The trace pipeline, when traces are on.
     pub fn traces(&self) -> Option<&Traces> {
         self.traces.as_ref()
+    }
+
+    /// The decision-record pipeline, when `telemetry.records` is on.
+    pub fn records(&self) -> Option<&records::Records> {
+        self.records.as_ref()
     }
 
     /// Starts the SERVER span of a request, continuing the caller's trace from `headers`.
@@ -69,6 +77,9 @@ impl Telemetry {
 
     /// Exports what is queued, waiting at most `timeout`; call once, at shutdown.
     pub fn shutdown(&self, timeout: Duration) {
+        if let Some(r) = &self.records {
+            r.shutdown(timeout);
+        }
         if let Some(t) = &self.traces {
             t.shutdown(timeout);
         }

@@ -126,6 +126,8 @@ pub struct Metrics {
     pub in_flight: Gauge,
     /// Spans dropped before export.
     pub spans_dropped: Counter,
+    /// Decision records shipped as OTLP logs that were dropped before export.
+    pub records_dropped: Counter,
     audit_records: Counter,
     audit_shed: Counter,
     audit_failures: Counter,
@@ -189,6 +191,12 @@ impl Metrics {
             "Spans dropped before export (queue full, export failed or timed out)",
             spans_dropped.clone(),
         );
+        let records_dropped = Counter::default();
+        r.register(
+            "records_dropped",
+            "Decision records shipped as OTLP logs dropped before export (queue full, export failed)",
+            records_dropped.clone(),
+        );
         let audit_records = Counter::default();
         r.register("audit_records", "Request records written to the audit trail", audit_records.clone());
         let audit_shed = Counter::default();
@@ -222,6 +230,7 @@ impl Metrics {
             policy_info,
             in_flight,
             spans_dropped,
+            records_dropped,
             audit_records,
             audit_shed,
             audit_failures,

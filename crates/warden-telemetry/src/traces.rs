@@ -42,13 +42,14 @@ impl Traces {
         }
         let protocol = config.protocol(&process_env)?;
         let endpoint = config.endpoint(protocol)?;
-        let timeout = config.timeout_ms.map(Duration::from_millis);
-        let exporter = build_exporter(protocol, endpoint.as_deref(), timeout, config)?;
+        let exporter =
+            otlp_exporter!(opentelemetry_otlp::SpanExporter, protocol, endpoint.as_deref(), config, "trace")?;
         let queue = Arc::new(Queue {
             pending: AtomicUsize::new(0),
             max: config.max_queue,
             dropped,
             warned: AtomicBool::new(false),
+            what: "spans (warden_spans_dropped_total)",
         });
         // The OTEL_BSP_* variables are read by the builder; Warden exports every 500 ms unless
         // OTEL_BSP_SCHEDULE_DELAY says otherwise.
@@ -60,11 +61,7 @@ impl Traces {
         }
         let batch = batch.build();
         let processor = BatchSpanProcessor::new(Counted { inner: exporter, queue: Arc::clone(&queue) }, batch);
-        let mut resource = Resource::builder();
-        if let Some(name) = config.service_name(&process_env) {
-            resource = resource.with_service_name(name);
-        }
-        let resource = resource.with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION"))).build();
+        let resource = resource(config);
         let mut builder = SdkTracerProvider::builder()
             .with_span_processor(Bounded { inner: processor, queue })
             .with_resource(resource);
@@ -105,6 +102,16 @@ impl Traces {
     }
 }
 
+/// The resource of everything Warden exports: `service.name` (the file's, the environment's or
+/// `warden`), `service.version`, and what `OTEL_RESOURCE_ATTRIBUTES` adds.
+pub(crate) fn resource(config: &TelemetryConfig) -> Resource {
+    let mut resource = Resource::builder();
+    if let Some(name) = config.service_name(&process_env) {
+        resource = resource.with_service_name(name);
+    }
+    resource.with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION"))).build()
+}
+
 /// A sampler by its `OTEL_TRACES_SAMPLER` name.
 pub fn sampler(name: &str, arg: Option<f64>) -> Option<Sampler> {
     let ratio = arg.unwrap_or(1.0);
@@ -119,72 +126,101 @@ pub fn sampler(name: &str, arg: Option<f64>) -> Option<Sampler> {
     })
 }
 
-fn build_exporter(
-    protocol: Protocol,
-    endpoint: Option<&str>,
-    timeout: Option<Duration>,
-    config: &TelemetryConfig,
-) -> Result<opentelemetry_otlp::SpanExporter, String> {
-    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
-    let built = match protocol {
-        Protocol::HttpProtobuf => {
-            // The blocking client: the batch processor exports from its own thread, where an
-            // async client finds no runtime.
-            let mut b = opentelemetry_otlp::SpanExporter::builder()
-                .with_http()
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary);
-            if let Some(e) = endpoint {
-                b = b.with_endpoint(e);
-            }
-            if let Some(t) = timeout {
-                b = b.with_timeout(t);
-            }
-            if !config.headers.is_empty() {
-                b = b.with_headers(config.headers.clone().into_iter().collect());
-            }
-            b.build()
-        }
-        Protocol::Grpc => {
-            let mut b = opentelemetry_otlp::SpanExporter::builder().with_tonic();
-            if let Some(e) = endpoint {
-                b = b.with_endpoint(e);
-            }
-            if let Some(t) = timeout {
-                b = b.with_timeout(t);
-            }
-            if !config.headers.is_empty() {
-                let mut map = http::HeaderMap::new();
-                for (k, v) in &config.headers {
-                    let name = http::HeaderName::from_bytes(k.as_bytes())
-                        .map_err(|e| format!("telemetry.headers `{k}`: {e}"))?;
-                    let value = http::HeaderValue::from_str(v)
-                        .map_err(|_| format!("telemetry.headers `{k}`: not a valid header value"))?;
-                    map.insert(name, value);
+/// Builds an OTLP exporter of one signal (`SpanExporter`, `LogExporter`: their builders share
+/// the method names) for `protocol`, with the endpoint, timeout and headers of `config`. HTTP
+/// uses the blocking client: the batch processor exports from its own thread, where an async
+/// client finds no runtime.
+macro_rules! otlp_exporter {
+    ($exporter:ty, $protocol:expr, $endpoint:expr, $config:expr, $what:literal) => {{
+        use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+        let (protocol, endpoint, config): (Protocol, Option<&str>, &TelemetryConfig) = ($protocol, $endpoint, $config);
+        let timeout = config.timeout_ms.map(std::time::Duration::from_millis);
+        let built = match protocol {
+            Protocol::HttpProtobuf => {
+                let mut b = <$exporter>::builder().with_http().with_protocol(opentelemetry_otlp::Protocol::HttpBinary);
+                if let Some(e) = endpoint {
+                    b = b.with_endpoint(e);
                 }
-                b = b.with_metadata(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(map));
+                if let Some(t) = timeout {
+                    b = b.with_timeout(t);
+                }
+                if !config.headers.is_empty() {
+                    b = b.with_headers(config.headers.clone().into_iter().collect());
+                }
+                b.build()
             }
-            b.build()
-        }
-    };
-    built.map_err(|e| format!("cannot set up the trace exporter: {e} (telemetry: or OTEL_EXPORTER_OTLP_*)"))
+            Protocol::Grpc => {
+                let mut b = <$exporter>::builder().with_tonic();
+                if let Some(e) = endpoint {
+                    b = b.with_endpoint(e);
+                }
+                if let Some(t) = timeout {
+                    b = b.with_timeout(t);
+                }
+                if !config.headers.is_empty() {
+                    b = b.with_metadata($crate::traces::metadata(&config.headers)?);
+                }
+                b.build()
+            }
+        };
+        built.map_err(|e| {
+            format!(concat!("cannot set up the ", $what, " exporter: {} (telemetry: or OTEL_EXPORTER_OTLP_*)"), e)
+        })
+    }};
+}
+pub(crate) use otlp_exporter;
+
+/// `telemetry.headers` as gRPC metadata.
+pub(crate) fn metadata(
+    headers: &std::collections::BTreeMap<String, String>,
+) -> Result<opentelemetry_otlp::tonic_types::metadata::MetadataMap, String> {
+    let mut map = http::HeaderMap::new();
+    for (k, v) in headers {
+        let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|e| format!("telemetry.headers `{k}`: {e}"))?;
+        let value =
+            http::HeaderValue::from_str(v).map_err(|_| format!("telemetry.headers `{k}`: not a valid header value"))?;
+        map.insert(name, value);
+    }
+    Ok(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(map))
 }
 
-/// The spans between "ended" and "exported or dropped", shared by the two wrappers below.
+/// The items (spans, log records) between "ended" and "exported or dropped", shared by the
+/// processor and exporter wrappers.
 #[derive(Debug)]
-struct Queue {
-    pending: AtomicUsize,
-    max: usize,
-    dropped: Counter,
-    warned: AtomicBool,
+pub(crate) struct Queue {
+    pub(crate) pending: AtomicUsize,
+    pub(crate) max: usize,
+    pub(crate) dropped: Counter,
+    pub(crate) warned: AtomicBool,
+    /// What is dropped, and the metric that counts it (for the warning).
+    pub(crate) what: &'static str,
 }
 
 impl Queue {
-    fn drop_spans(&self, n: usize, why: &str) {
+    /// Takes a place in the queue, or counts a drop when it is full.
+    pub(crate) fn admit(&self) -> bool {
+        if self.pending.fetch_add(1, Ordering::AcqRel) >= self.max {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            self.drop_items(1, "the export queue is full: the collector is slow or unreachable");
+            return false;
+        }
+        true
+    }
+
+    /// An export of `n` items ended; counts them dropped if it failed.
+    pub(crate) fn exported(&self, n: usize, result: &OTelSdkResult) {
+        self.pending.fetch_sub(n.min(self.pending.load(Ordering::Acquire)), Ordering::AcqRel);
+        if let Err(e) = result {
+            self.drop_items(n, &format!("an export failed: {e}"));
+        }
+    }
+
+    fn drop_items(&self, n: usize, why: &str) {
         self.dropped.inc_by(n as u64);
         if !self.warned.swap(true, Ordering::Relaxed) {
             tracing::warn!(
-                "spans are being dropped ({why}); requests are not slowed; warden_spans_dropped_total counts them \
-                 (this is logged once)"
+                "{} are being dropped ({why}); requests are not slowed; the metric counts them (this is logged once)",
+                self.what
             );
         }
     }
@@ -204,12 +240,9 @@ impl SpanProcessor for Bounded {
     }
 
     fn on_end(&self, span: SpanData) {
-        if self.queue.pending.fetch_add(1, Ordering::AcqRel) >= self.queue.max {
-            self.queue.pending.fetch_sub(1, Ordering::AcqRel);
-            self.queue.drop_spans(1, "the export queue is full: the collector is slow or unreachable");
-            return;
+        if self.queue.admit() {
+            self.inner.on_end(span);
         }
-        self.inner.on_end(span);
     }
 
     fn force_flush(&self) -> OTelSdkResult {
@@ -239,10 +272,7 @@ impl<E: SpanExporter> SpanExporter for Counted<E> {
         let queue = Arc::clone(&self.queue);
         async move {
             let result = export.await;
-            queue.pending.fetch_sub(n.min(queue.pending.load(Ordering::Acquire)), Ordering::AcqRel);
-            if let Err(e) = &result {
-                queue.drop_spans(n, &format!("an export failed: {e}"));
-            }
+            queue.exported(n, &result);
             result
         }
     }
@@ -331,6 +361,13 @@ impl SpanCx {
         if let Some(cx) = &self.0 {
             cx.span().end_with_timestamp(at);
         }
+    }
+
+    /// The trace and span ids in hex, when there is a valid span.
+    pub fn ids(&self) -> Option<(String, String)> {
+        let cx = self.0.as_ref()?;
+        let sc = cx.span().span_context().clone();
+        sc.is_valid().then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
     }
 
     /// The trace id in hex, when there is a valid span.
