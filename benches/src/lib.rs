@@ -340,6 +340,17 @@ pub fn chunks(text: &str, n: usize) -> Vec<&str> {
     out
 }
 
+/// A request record from a real audit trail (`warden serve --audit-dir` in front of mock-llm,
+/// non-streamed, `privacy: hash`), without its chain head (`seq`, `prev`, `time`, `kind`: the
+/// writer adds them): 1,042 bytes of body, 1,175 as a chain line. `{ID}` is the record's id.
+/// Used by `benches/audit.rs` and `audit-fill`.
+pub const AUDIT_RECORD: &str = r#"{"request_id":"req_{ID}","method":"POST","path":"/v1/chat/completions","route":"/v1/chat/completions","provider":"openai","api":"openai.chat","model":"mock-1","tenant":"key-a5159e10a0622195","stream":false,"policy_digest":"6a5539e585962da4968bf31ba68886f62f6d51ecf786eaa9609fb18a1f67347f","prompt":{"action":"allow","rules":[],"elapsed_us":1227},"completion":{"action":"allow","rules":[],"elapsed_us":122},"withheld_bytes":0,"upstream_status":200,"response":{"id":"chatcmpl-mock-3","model":"mock-1","input_tokens":204,"output_tokens":203,"finish_reasons":["stop"]},"upstream_ms":1.224246,"status":200,"outcome":"answered","error":null,"duration_ms":3.383544,"texts":{"prompt":[{"role":"system","origin":"/messages/0/content","sha256":"75357d685f238b6afd7738be9786fdafde641eb6ca9a3be7471939715a68a4de"},{"role":"user","origin":"/messages/1/content","sha256":"6f9d855c8b80221a731da2c83138aa82b07822c40b4323141f10563648cdf3dc"}],"completion_sha256":"440a0e562c273446558930082d2813b7811ec3eb8b013cee099af0669dac75e2"}}"#;
+
+/// [`AUDIT_RECORD`] with the `n`-th record's id (32 hex digits, as Warden's are).
+pub fn audit_record(n: u64) -> String {
+    AUDIT_RECORD.replace("{ID}", &format!("{n:032x}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,5 +370,7 @@ mod tests {
         let c = chunks(&a, 16);
         assert_eq!(c.concat(), a);
         assert!(c[..c.len() - 1].iter().all(|c| (16..20).contains(&c.len())));
+        let r: serde_json::Value = serde_json::from_str(&audit_record(7)).unwrap();
+        assert_eq!(r["request_id"], "req_00000000000000000000000000000007");
     }
 }
