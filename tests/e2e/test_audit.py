@@ -1041,3 +1041,50 @@ def test_records_findings_keeps_findings_and_failures_only(tmp_path, fresh, keys
     assert sorted(ids) == sorted(rid(x) for x in (blocked, flagged, failed)), {
         "clean": rid(clean), "streamed": rid(streamed), "in trail": ids,
     }
+
+
+@contextmanager
+def ext4_image(path: Path, size: str = "32M"):
+    """A small ext4 filesystem in a loop-mounted image at `path`, with `errors=remount-ro`; None
+    if loop mounts are not permitted here."""
+    path.mkdir(parents=True, exist_ok=True)
+    img = path.with_suffix(".img")
+    subprocess.run(["truncate", "-s", size, str(img)], check=True)
+    made = subprocess.run(["mkfs.ext4", "-q", "-F", str(img)], capture_output=True)
+    mounted = made.returncode == 0 and subprocess.run(
+        ["mount", "-o", "loop,errors=remount-ro", str(img), str(path)], capture_output=True
+    ).returncode == 0
+    if not mounted:
+        yield None
+        return
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def test_a_directory_that_turns_read_only_refuses_requests_and_says_why(tmp_path, fresh, keys):
+    """The trail's filesystem turns read-only under a running warden, as ext4 does on a disk error
+    (errors=remount-ro; the kernel's own trigger): requests are refused in the provider's shape,
+    /readyz says why, the metric shows it, and what was written before still verifies."""
+    with ext4_image(tmp_path / "fs") as fs:
+        if fs is None:
+            pytest.skip("loop-mounting an ext4 image is not permitted here (needs CAP_SYS_ADMIN)")
+        d = fs / "trail"
+        w = fresh("audit-read-only", config=audit(d, key_file=str(keys.key), on_failure="closed", fsync="always"))
+        before = chat(w, "Before the disk error.")
+        assert before.status_code == 200
+        dev = subprocess.run(["findmnt", "-n", "-o", "SOURCE", str(fs)], capture_output=True, text=True).stdout.strip()
+        Path(f"/sys/fs/ext4/{Path(dev).name}/trigger_fs_error").write_text("warden test\n")
+        r = wait_for(lambda: (x := chat(w, "Read-only now?")).status_code == 503 and x, "a refusal on a read-only disk")
+        assert_openai_error(r, 503)
+        a = w.http.post("/v1/messages", json=messages_body("Read-only?"), headers=ANTHROPIC_JSON)
+        assert_anthropic_error(a, 503)
+        reason = readyz(w).json()["reason"]
+        assert "Read-only file system" in reason, reason
+        assert metric(w, "warden_audit_failing") == 1
+        stop(w)
+        # Nothing half-written: the trail as it stood verifies, and the answered request is in it.
+        out = cli("audit", "verify", d, "--key", keys.pub)
+        assert out.returncode == 0 or "after the last checkpoint" in out.stdout + out.stderr, out.stderr
+        assert rid(before) in ids_in(d)

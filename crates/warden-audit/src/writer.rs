@@ -302,6 +302,19 @@ impl Writer {
             if upto > 0 {
                 if let Err(e) = self.write_records(&mut pending, upto) {
                     self.fail(e);
+                    if close.is_some() {
+                        // Shutting down on a disk that cannot take them: the records are counted
+                        // as shed (and logged), rather than holding the shutdown.
+                        let lost = pending.iter().filter(|m| matches!(m, Msg::Record { .. })).count() as u64;
+                        self.state.shed.fetch_add(lost, Ordering::Relaxed);
+                        tracing::error!("{lost} audit records could not be written before shutdown");
+                        for m in pending.drain(..) {
+                            if let Msg::Close(done) = m {
+                                let _ = done.send(());
+                            }
+                        }
+                        return;
+                    }
                     std::thread::sleep(Duration::from_millis(500));
                     continue;
                 }
