@@ -4,6 +4,7 @@
 #   bash benches/audit.sh                     # from the repository root (or anywhere)
 #   DURATION=5 ROUNDS=3 bash benches/audit.sh
 #   BUILD=0 bash benches/audit.sh             # use the binaries in $CARGO_TARGET_DIR/release as they are
+#   ORDER="always batch off" bash benches/audit.sh   # another order within each round
 #
 # Starts mock-llm and three Wardens with the repository's policies/ in front of the same mock,
 # each with its admin listener on a free port:
@@ -25,8 +26,10 @@
 # the records each Warden wrote (warden_audit_records_total from its admin /metrics, against
 # warden_requests_total), and `warden audit verify --key` of each trail once its Warden has
 # stopped (the run fails if either does not pass), and writes the raw numbers to
-# bench-results/audit-<UTC date>.json. Everything it started is stopped on exit.
-# Needs cargo and python3.
+# bench-results/audit-<UTC date>.json. Each invocation also reports the CPU that other processes
+# took meanwhile (busy time less that of mock-llm, the Wardens and the load generator), with a
+# warning above 5 %: a build running alongside makes those figures worthless.
+# Everything it started is stopped on exit. Needs cargo and python3.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,8 +40,14 @@ WARMUP="${WARMUP:-2}"              # seconds of warm-up per run
 CONNECTIONS="${CONNECTIONS:-1,32}" # connection counts
 CHUNK="${CHUNK:-16}"               # characters per streamed delta
 ROUNDS="${ROUNDS:-2}"              # interleaved rounds over the three Wardens
+ORDER="${ORDER:-off batch always}" # the order the Wardens are measured in, each round
 BUILD="${BUILD:-1}"                # 0: do not build, use the binaries as they are
 PYTHON="${PYTHON:-python3}"
+read -r -a order <<<"$ORDER"
+if [[ "$(printf '%s\n' "${order[@]}" | sort | tr '\n' ' ')" != "always batch off " ]]; then
+    echo "ORDER must name off, batch and always once each, not \`$ORDER\`" >&2
+    exit 2
+fi
 
 # Builds go to a cache outside the clone (as in the Makefile) unless the caller chose otherwise.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/warden/target}"
@@ -150,19 +159,35 @@ mkdir -p bench-results
 out="bench-results/audit-$stamp.json"
 
 # Per invocation, in $work/stats: the machine's CPU counters (/proc/stat: steal shows a host that
-# takes the CPUs away, iowait a disk that keeps up badly) before and after the run.
+# takes the CPUs away, iowait a disk that keeps up badly) and the CPU ticks of mock-llm and the
+# three Wardens, before and after the run, and the load generator's own CPU time: what is left
+# of the busy time is other processes' (someone's build), which makes that invocation unclean.
+# CPU ticks (1/100 s) a process has used so far.
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+snapshot() {
+    local t=0 p
+    for p in "$mock_pid" "${wpid[@]}"; do
+        t=$((t + $(ticks "$p")))
+    done
+    echo "$(head -n1 /proc/stat | cut -d' ' -f2-) $t"
+}
 status=0
 for round in $(seq 1 "$ROUNDS"); do
-    for name in "${names[@]}"; do
+    for name in "${order[@]}"; do
         echo "== round $round/$ROUNDS: $name (load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2
-        before="$(head -n1 /proc/stat | cut -d' ' -f2-)"
-        "$bin/warden-load" --skip-direct \
+        before="$(snapshot)"
+        rc=0
+        TIMEFORMAT='%U %S'
+        { time "$bin/warden-load" --skip-direct \
             --direct "$mock_url" --warden "${wurl[$name]}" \
             --direct-pid "$mock_pid" --warden-pid "${wpid[$name]}" \
             --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP" --chunk "$CHUNK" --delay-ms 0 \
             --note "audit.sh $name round $round" \
-            --out "$work/run-$round-$name.json" ${LOAD_ARGS:-} >"$work/run-$round-$name.txt" || status=$?
-        echo "$round $name | $before | $(head -n1 /proc/stat | cut -d' ' -f2-)" >>"$work/stats"
+            --out "$work/run-$round-$name.json" ${LOAD_ARGS:-} >"$work/run-$round-$name.txt" \
+            2>"$work/run-$round-$name.err" || rc=$?; } 2>"$work/load-time"
+        cat "$work/run-$round-$name.err" >&2
+        (( rc == 0 )) || status=$rc
+        echo "$round $name | $before | $(snapshot) | $(cat "$work/load-time")" >>"$work/stats"
     done
 done
 
@@ -228,19 +253,21 @@ for r in range(1, rounds + 1):
             raw.append(run)
             runs.setdefault((n, run["mode"], run["connections"]), []).append(run)
 
-# Per invocation: steal, iowait and busy CPU (% of all CPUs).
+# Per invocation: steal, iowait and busy CPU (% of all CPUs), and the busy CPU of other processes.
 invocations = []
 for line in open(os.path.join(work, "stats")):
-    head, a, b = line.split("|")
+    head, a, b, gen = line.split("|")
     r, n = head.split()
     a, b = [list(map(int, x.split())) for x in (a, b)]
-    # /proc/stat cpu: user nice system idle iowait irq softirq steal guest guest_nice.
+    # /proc/stat cpu: user nice system idle iowait irq softirq steal guest guest_nice, then our ticks.
     d = [y - x for x, y in zip(a, b)]
     total = sum(d[:8])
+    ours = d[-1] + 100 * sum(map(float, gen.split()))
     invocations.append({"round": int(r), "warden": n,
         "steal_pct": 100 * d[7] / total if total else None,
         "iowait_pct": 100 * d[4] / total if total else None,
-        "busy_pct": 100 * (total - d[3] - d[4]) / total if total else None})
+        "busy_pct": 100 * (total - d[3] - d[4]) / total if total else None,
+        "others_pct": 100 * max(0, total - d[3] - d[4] - d[7] - ours) / total if total else None})
 
 def mean(xs):
     xs = [x for x in xs if x is not None]
@@ -286,7 +313,7 @@ def f(v, fmt="{:.3f}"):
 
 print()
 print(f"Warden audit trail cost: 1 KB prompt, 1 KB completion (16-char deltas when streamed), "
-      f"$DURATION s per run after $WARMUP s warm-up, {rounds} rounds interleaved (off, batch, always), "
+      f"$DURATION s per run after $WARMUP s warm-up, {rounds} rounds interleaved ($ORDER), "
       f"loopback, $(nproc) CPUs")
 print(f"{note}; load average before {load['before']}, after {load['after']}")
 print("figures: the mean of the rounds' percentiles (max: the largest of the rounds); 'by round' shows the spread")
@@ -310,16 +337,20 @@ for n in names:
           + (f", trail {verify[n]['trail_bytes'] / 1048576:.1f} MiB" if n in verify else ""))
 for n in ("batch", "always"):
     print(f"verify {n}: {'PASS' if verify[n]['ok'] else 'FAIL'}: {verify[n]['output']}")
-print("per invocation (round warden: steal %, iowait %, busy % of all CPUs): " + ", ".join(
-    f"{i['round']} {i['warden']}: {f(i['steal_pct'], '{:.1f}')}, {f(i['iowait_pct'], '{:.1f}')}, {f(i['busy_pct'], '{:.0f}')}"
-    for i in invocations))
+print("per invocation (round warden: steal %, iowait %, busy %, others' busy % of all CPUs): " + ", ".join(
+    f"{i['round']} {i['warden']}: {f(i['steal_pct'], '{:.1f}')}, {f(i['iowait_pct'], '{:.1f}')}, {f(i['busy_pct'], '{:.0f}')}, "
+    f"{f(i['others_pct'], '{:.0f}')}" for i in invocations))
+unclean = [f"{i['round']} {i['warden']}" for i in invocations if (i["others_pct"] or 0) > 5]
+if unclean:
+    print(f"WARNING: other processes took more than 5 % of the CPUs during {', '.join(unclean)}: "
+          "those figures are not clean (run again on a quiet machine)")
 
 doc = {
     "note": note,
     "load_average": load,
     "config": {
         "duration_s": $DURATION, "warmup_s": $WARMUP, "connections": "$CONNECTIONS", "chunk_chars": $CHUNK,
-        "rounds": rounds, "prompt_bytes": 1024, "reply_bytes": 1024, "filesystem": "$fs",
+        "rounds": rounds, "order": "$ORDER", "prompt_bytes": 1024, "reply_bytes": 1024, "filesystem": "$fs",
         "wardens": {
             "off": "no audit trail",
             "batch": "--audit-dir, audit: {fsync: batch, key_file} (batch_records 256, batch_ms 50)",
