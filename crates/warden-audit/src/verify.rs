@@ -68,7 +68,6 @@ pub fn verify(dir: &Path, key: Option<&VerifyingKey>) -> std::io::Result<Report>
         });
         return Ok(r);
     }
-    let retained = retention_hashes(&segments)?;
     let mut prev: Option<String> = None;
     let mut expect_seq: Option<u64> = None;
     for (first, path) in &segments {
@@ -99,7 +98,9 @@ pub fn verify(dir: &Path, key: Option<&VerifyingKey>) -> std::io::Result<Report>
             r.lines += 1;
             if r.lines == 1 {
                 r.first_seq = head.seq;
-                if head.prev != GENESIS && !retained.contains(&head.prev) {
+                // Only a trail that does not start at genesis needs the retention lines (a second
+                // read of the segments).
+                if head.prev != GENESIS && !retention_hashes(&segments)?.contains(&head.prev) {
                     r.problems.push(problem(format!(
                         "the trail does not start at its beginning (seq {}): earlier segments were deleted, and no retention line says so",
                         head.seq

@@ -871,6 +871,7 @@ async fn pump(
 ) {
     let started = rec.started();
     let mut sent_hash = Sha256::new();
+    let mut recorded = false;
     let mut capture = telemetry::StreamCapture::new(&trace.telemetry, guard.shape(), &trace.client);
     let mut first_sent: Option<Duration> = None;
     let mut events_sent = 0usize;
@@ -941,6 +942,7 @@ async fn pump(
         // `fsync: always`: the stream's last bytes leave only once its record is on disk.
         if out.done && rec.durable() {
             record_stream(&rec, &guard, stop.clone(), first_sent, sent_hash.clone());
+            recorded = true;
             if let Err(e) = rec.commit().await {
                 let m = format!("the end of the answer was withheld: its audit record could not be written ({e})");
                 batch = Some(guard.shape().stream_error(&m));
@@ -991,7 +993,10 @@ async fn pump(
     }
     let upstream_error = stop.as_ref().filter(|(o, _)| *o == "failed").map(|(_, m)| m.as_str());
     telemetry::client_done(&trace.client, Some(trace.status), guard.response_info(), upstream_error, None);
-    record_stream(&rec, &guard, stop, first_sent, sent_hash);
+    // Once committed (fsync: always, before the last bytes), the record is final.
+    if !recorded {
+        record_stream(&rec, &guard, stop, first_sent, sent_hash);
+    }
 }
 
 /// What a stream's record says once it is over: its outcome, the completion decision, the
