@@ -7,7 +7,7 @@ BIN := $(CARGO_TARGET_DIR)/debug
 # ONNX Runtime, fetched from PyPI by scripts/setup-ort.sh (the classifier loads it at run time).
 export ORT_DYLIB_PATH ?= $(WARDEN_CACHE)/onnxruntime-1.31.1/libonnxruntime.so.1.31.1
 
-.PHONY: run test build setup plugins lint unit e2e policies bench load fmt fuzz
+.PHONY: run test build setup plugins lint unit e2e policies eval bench load fmt fuzz
 
 build:
 	cargo build --locked -p warden -p mock-llm
@@ -36,10 +36,14 @@ policies: setup build
 	$(BIN)/warden validate policies
 	$(BIN)/warden test policies
 
+# Detection figures on the dev split of the labelled data, against the gates in tests/eval/gates/.
+eval: setup build
+	scripts/eval.sh
+
 e2e: setup build
 	WARDEN_BIN=$(BIN)/warden MOCK_LLM_BIN=$(BIN)/mock-llm .venv/bin/python -m pytest tests/e2e -q
 
-test: lint unit policies e2e
+test: lint unit policies eval e2e
 
 fmt:
 	cargo fmt --all

@@ -35,6 +35,22 @@ fn classifier(c: &mut Criterion) {
             black_box(det.scan(&ScanText::new(&t)).unwrap())
         })
     });
+    // The same text as one window (how every text was scored before sentence windows): what the
+    // windows add.
+    g.bench_function("1 KB prompt, uncached, scored whole", |b| {
+        b.iter(|| {
+            let t = format!("{} {}", n.fetch_add(1, Ordering::Relaxed), text);
+            black_box(model.classify(warden_core::normalize::normalize(&t).text()).unwrap())
+        })
+    });
+    // A 4 KB document (a tool result, a RAG page): per window, the windows in one batch.
+    let doc = prompt(4096, 11);
+    g.bench_function("4 KB document, uncached", |b| {
+        b.iter(|| {
+            let t = format!("{} {}", n.fetch_add(1, Ordering::Relaxed), doc);
+            black_box(det.scan(&ScanText::new(&t)).unwrap())
+        })
+    });
     g.bench_function("1 KB prompt, cached (a repeated system prompt or document)", |b| {
         b.iter(|| black_box(det.scan(&ScanText::new(&text)).unwrap()))
     });

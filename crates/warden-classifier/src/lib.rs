@@ -17,6 +17,7 @@
 mod detector;
 mod model;
 pub mod runtime;
+pub mod windows;
 
 pub use detector::ClassifierDetector;
 pub use model::{ClassifierError, Model};

@@ -102,7 +102,7 @@ impl Model {
             cache: Cache::new(CACHE_ENTRIES),
         };
         // One run now, so that a model whose output does not fit its labels fails at load.
-        model.run("")?;
+        model.run(vec![String::new()])?;
         Ok(model)
     }
 
@@ -123,23 +123,35 @@ impl Model {
 
     /// The probability of each label for a text already in Warden's normal form; remembered.
     pub fn classify(&self, normalized: &str) -> Result<Arc<[f32]>, ClassifierError> {
-        let text = prepare(normalized);
-        let key: [u8; 32] = Sha256::digest(text.as_bytes()).into();
-        if let Some(hit) = self.cache.get(&key) {
-            stats::CLASSIFIER_CACHE_HITS.fetch_add(1, Ordering::Relaxed);
-            return Ok(hit);
-        }
-        stats::CLASSIFIER_CACHE_MISSES.fetch_add(1, Ordering::Relaxed);
-        let probs = self.run(&text)?;
-        self.cache.insert(key, Arc::clone(&probs));
-        Ok(probs)
+        Ok(self.classify_many(&[normalized])?.pop().expect("one result per text"))
     }
 
-    /// Runs the model on one prepared text, on the next free session.
-    fn run(&self, text: &str) -> Result<Arc<[f32]>, ClassifierError> {
+    /// [`Model::classify`] for several texts (a document's windows): the ones not remembered run
+    /// as one batch, which costs one call into ONNX Runtime rather than one per text and gives
+    /// the same numbers as single runs.
+    pub fn classify_many(&self, normalized: &[&str]) -> Result<Vec<Arc<[f32]>>, ClassifierError> {
+        let texts: Vec<String> = normalized.iter().map(|t| prepare(t)).collect();
+        let keys: Vec<[u8; 32]> = texts.iter().map(|t| Sha256::digest(t.as_bytes()).into()).collect();
+        let mut out: Vec<Option<Arc<[f32]>>> = keys.iter().map(|k| self.cache.get(k)).collect();
+        let missing: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_none()).collect();
+        let hits = (texts.len() - missing.len()) as u64;
+        stats::CLASSIFIER_CACHE_HITS.fetch_add(hits, Ordering::Relaxed);
+        stats::CLASSIFIER_CACHE_MISSES.fetch_add(missing.len() as u64, Ordering::Relaxed);
+        if !missing.is_empty() {
+            let batch: Vec<String> = missing.iter().map(|&i| texts[i].clone()).collect();
+            for (&i, probs) in missing.iter().zip(self.run(batch)?) {
+                self.cache.insert(keys[i], Arc::clone(&probs));
+                out[i] = Some(probs);
+            }
+        }
+        Ok(out.into_iter().map(|p| p.expect("every text scored")).collect())
+    }
+
+    /// Runs the model on prepared texts (one batch), on the next free session.
+    fn run(&self, texts: Vec<String>) -> Result<Vec<Arc<[f32]>>, ClassifierError> {
         let fail = |e: String| ClassifierError::Run(format!("classifier `{}` failed: {e}", self.name));
-        let input =
-            Tensor::from_string_array(([1usize, 1], &[text.to_string()][..])).map_err(|e| fail(e.to_string()))?;
+        let rows = texts.len();
+        let input = Tensor::from_string_array(([rows, 1usize], &texts[..])).map_err(|e| fail(e.to_string()))?;
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let n = self.sessions.len();
         // Take the first idle session from a rotating start; if all are busy, wait for one.
@@ -151,14 +163,14 @@ impl Model {
         let outputs = session.run(ort::inputs![self.input.as_str() => input]).map_err(|e| fail(e.to_string()))?;
         let (shape, data) =
             outputs[self.output.as_str()].try_extract_tensor::<f32>().map_err(|e| fail(e.to_string()))?;
-        if data.len() != self.labels.len() {
+        let width = self.labels.len();
+        if data.len() != width * rows {
             return Err(fail(format!(
-                "it gave {} probabilities (shape {shape:?}) for {} labels",
-                data.len(),
-                self.labels.len()
+                "it gave {} probabilities (shape {shape:?}) for {rows} texts of {width} labels",
+                data.len()
             )));
         }
-        Ok(data.into())
+        Ok(data.chunks(width).map(Into::into).collect())
     }
 }
 

@@ -57,7 +57,7 @@ impl fmt::Display for Provider {
 }
 
 /// Which half of an exchange is being inspected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// What the client sends to the model.
@@ -78,7 +78,7 @@ impl Phase {
 
 /// Who wrote a piece of text. Tool results and retrieved documents (`Tool`) are where indirect
 /// prompt injection and RAG poisoning arrive, so policies can treat them apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// System or developer instructions.

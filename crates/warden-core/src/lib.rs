@@ -14,7 +14,9 @@
 //!   they stream, with an offset map back to the raw escapes;
 //! - [`stats`]: counters the costly detectors keep about themselves, read by the metrics;
 //! - the inline detectors: [`phrases`] (Aho-Corasick trigger phrases), [`invisible`] (zero-width,
-//!   bidi and tag characters) and [`patterns`] (regular expressions).
+//!   bidi and tag characters), [`patterns`] (regular expressions) and [`steering`] (answers
+//!   steered to a competitor, away from the team's own products, or to links outside the hosts
+//!   it allows).
 //!
 //! It depends on nothing heavy: the proxy, the policy engine and the costly detectors (ONNX,
 //! WebAssembly) build on it.
@@ -39,6 +41,7 @@ pub mod normalize;
 pub mod patterns;
 pub mod phrases;
 pub mod stats;
+pub mod steering;
 
 pub use decision::{Action, Decision, Finding, Mode, RuleHit};
 pub use detector::{Context, Cost, Detector, DetectorError, Hit, NormWindow, ScanText, StreamScanner};

@@ -29,6 +29,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod eval;
 pub mod json_schema;
 pub mod load;
 pub mod model;

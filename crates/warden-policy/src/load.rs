@@ -3,7 +3,9 @@
 //! references, compile the detectors, attach the tests, and report every problem at once, each
 //! naming its file, line and field.
 
-use crate::model::{AssetSpec, ClassifierSpec, LabelsSpec, PluginSpec, PolicyFile, RuleSpec, TestFile, TestSpec};
+use crate::model::{
+    AssetSpec, ClassifierSpec, LabelsSpec, PluginSpec, PolicyFile, RuleSpec, SteeringSpec, TestFile, TestSpec,
+};
 use crate::schema::{self, FileKind};
 use crate::set::{Matcher, Policy, PolicySet, Rule};
 use crate::sign::{self, VerifyingKey};
@@ -19,6 +21,7 @@ use warden_classifier::{ClassifierDetector, Model};
 use warden_core::invisible::InvisibleDetector;
 use warden_core::patterns::{PatternDetector, PatternSet, DEFAULT_MAX_LEN};
 use warden_core::phrases::{PhraseDetector, PhraseSet};
+use warden_core::steering::{SteeringConfig, SteeringDetector};
 use warden_core::{Detector, Phase, Role};
 use warden_plugins::{Host, Limits, PluginDetector};
 
@@ -327,14 +330,15 @@ fn compile_rule(r: &RuleSpec, base: &Path) -> Result<Arc<dyn Detector>, String> 
         r.schema.is_some(),
         r.classifier.is_some(),
         r.plugin.is_some(),
+        r.steering.is_some(),
     ]
     .iter()
     .filter(|b| **b)
     .count();
     if count != 1 {
         return Err(format!(
-            "a rule needs exactly one detector (phrases, patterns, invisible, schema, classifier or plugin), \
-             found {count}"
+            "a rule needs exactly one detector (phrases, patterns, invisible, schema, classifier, plugin or \
+             steering), found {count}"
         ));
     }
     if let Some(c) = &r.classifier {
@@ -342,6 +346,9 @@ fn compile_rule(r: &RuleSpec, base: &Path) -> Result<Arc<dyn Detector>, String> 
     }
     if let Some(p) = &r.plugin {
         return compile_plugin(p, base);
+    }
+    if let Some(s) = &r.steering {
+        return compile_steering(s);
     }
     if let Some(p) = &r.phrases {
         let mut phrases = p.list.clone();
@@ -385,7 +392,18 @@ fn compile_classifier(c: &ClassifierSpec, threshold: Option<f32>, base: &Path) -
         }
         LabelsSpec::Thresholds(m) => m.iter().map(|(n, t)| (n.clone(), *t)).collect(),
     };
-    Ok(Arc::new(ClassifierDetector::new(model, &labels).map_err(|e| format!("classifier.labels: {e}"))?))
+    let detector = ClassifierDetector::new(model, &labels).map_err(|e| format!("classifier.labels: {e}"))?;
+    Ok(Arc::new(detector.with_min_words(c.min_words)))
+}
+
+fn compile_steering(s: &SteeringSpec) -> Result<Arc<dyn Detector>, String> {
+    let config = SteeringConfig {
+        ours: s.ours.clone(),
+        competitors: s.competitors.clone(),
+        allowed_link_hosts: s.allowed_link_hosts.clone(),
+        detect: s.detect.clone(),
+    };
+    Ok(Arc::new(SteeringDetector::new(&config).map_err(|e| format!("steering.{e}"))?))
 }
 
 fn compile_plugin(p: &PluginSpec, base: &Path) -> Result<Arc<dyn Detector>, String> {

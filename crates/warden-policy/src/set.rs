@@ -195,6 +195,11 @@ pub struct Split {
     pub fragments_from: usize,
     /// The first text for structural rules only.
     pub structure_from: usize,
+    /// The text that holds the body's object keys, one per line, if any: identifiers, not prose,
+    /// so only inline detectors (phrases, patterns, invisible characters) judge it. A model of
+    /// prose reads a list of keys as noise: `model messages role content` scores 0.76 as a
+    /// jailbreak with the default classifier, and would flag every request.
+    pub keys_at: Option<usize>,
 }
 
 /// How many selections a policy set remembers before it forgets them all. Model and tenant names
@@ -369,7 +374,7 @@ impl PolicySet {
         fragments_from: usize,
         deadline: Option<Instant>,
     ) -> Decision {
-        let split = Split { fragments_from, structure_from: texts.len() };
+        let split = Split { fragments_from, structure_from: texts.len(), keys_at: None };
         self.evaluate_split(phase, target, texts, split, deadline)
     }
 
@@ -383,7 +388,7 @@ impl PolicySet {
         split: Split,
         deadline: Option<Instant>,
     ) -> Decision {
-        let Split { fragments_from, structure_from } = split;
+        let Split { fragments_from, structure_from, keys_at } = split;
         let started = Instant::now();
         let mut decision = Decision::allow(phase, &self.digest);
         // Fragments judged clean before under the same rules are not judged again. A policy that
@@ -423,6 +428,9 @@ impl PolicySet {
                     false => i < structure_from,
                 };
                 if !rule.roles.contains(role) || !judged || known_clean[i] {
+                    continue;
+                }
+                if keys_at == Some(i) && rule.detector.cost() > warden_core::Cost::Inline {
                     continue;
                 }
                 if rule.detector.cost() > warden_core::Cost::Inline && deadline.is_some_and(|d| Instant::now() >= d) {

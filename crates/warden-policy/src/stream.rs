@@ -5,9 +5,9 @@
 //! asks it two things: what fired on the latest piece ([`TextJudge::push`]), and up to where the
 //! text is safe to release ([`TextJudge::safe_until`]).
 //!
-//! Rules whose detector has a streaming form (phrases, patterns, invisible, the classifier, which
-//! judges finished sentences) are judged piece by piece and hold back only what could still
-//! become a finding. Rules whose detector can only judge a whole text (schema, plugins) are
+//! Rules whose detector has a streaming form (phrases, patterns, invisible, the classifier and
+//! steering, which judge finished sentences) are judged piece by piece and hold back only what
+//! could still become a finding. Rules whose detector can only judge a whole text (schema, plugins) are
 //! judged at the end; if they could block or redact (through their action or their `on_error`),
 //! the text is held until then, because releasing it earlier would leak what they are meant to
 //! stop. A rule that can at most flag holds nothing back.

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use warden_core::{Action, Phase, Provider, Role};
-use warden_policy::{PolicySet, Target};
+use warden_policy::{PolicySet, Split, Target};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -49,6 +49,40 @@ rules:
     assert_eq!(s.evaluate(Phase::Prompt, &target(), &[(Role::System, INJECTION)]).action, Action::Allow);
     let clean = s.evaluate(Phase::Prompt, &target(), &[(Role::User, "who wrote war and peace?")]);
     assert_eq!(clean.action, Action::Allow);
+}
+
+/// The text of a body's object keys is judged by inline rules only: a list of identifiers is not
+/// prose, and a classifier would read it as noise; a phrase in a key is still found.
+#[test]
+fn the_keys_text_is_judged_by_inline_rules_only() {
+    let s = set(r#"
+name: keys
+rules:
+  - id: model
+    phases: [prompt]
+    roles: [tool]
+    action: block
+    classifier: { model: guard.onnx, labels: { injection: 0.0 } }
+  - id: phrase
+    phases: [prompt]
+    roles: [tool]
+    action: flag
+    phrases: { list: ["ignore previous"] }
+"#);
+    let texts = [(Role::Tool, "model messages role content"), (Role::Tool, "ignore previous\nrole")];
+    let rules = |keys_at| {
+        let split = Split { fragments_from: 0, structure_from: 2, keys_at };
+        let d = s.evaluate_split(Phase::Prompt, &target(), &texts, split, None);
+        let mut v: Vec<(String, usize)> =
+            d.hits.iter().flat_map(|h| h.findings.iter().map(|f| (h.rule.clone(), f.segment))).collect();
+        v.sort();
+        v
+    };
+    let all = rules(None);
+    assert!(all.contains(&("model".into(), 0)) && all.contains(&("model".into(), 1)), "{all:?}");
+    let keys = rules(Some(1));
+    assert!(!keys.contains(&("model".into(), 1)), "{keys:?}");
+    assert!(keys.contains(&("model".into(), 0)) && keys.contains(&("phrase".into(), 1)), "{keys:?}");
 }
 
 #[test]
@@ -155,23 +189,26 @@ rules:
     assert_eq!(fired, ["injection-model", "links"]);
 }
 
-/// The brand-steering example, copied to a policy directory as its header says, loads with the
-/// example plugin and passes its own tests.
+/// The brand-steering plugin example, copied to a policy directory as its header says, loads
+/// with the example plugin and passes its own tests.
 #[test]
-fn the_brand_steering_example_runs_its_plugin_and_passes_its_tests() {
+fn the_brand_steering_plugin_example_runs_its_plugin_and_passes_its_tests() {
     let d = tempfile::tempdir().unwrap();
     let policies = d.path().join("policies");
-    std::fs::create_dir_all(policies.join("phrases")).unwrap();
+    std::fs::create_dir_all(&policies).unwrap();
     std::fs::create_dir_all(d.path().join("plugins/build")).unwrap();
-    std::fs::copy(repo().join("policies/examples/brand-steering.yaml.example"), policies.join("brand-steering.yaml"))
-        .unwrap();
+    std::fs::copy(
+        repo().join("plugins/brand-steering/policy.yaml.example"),
+        policies.join("brand-steering-plugin.yaml"),
+    )
+    .unwrap();
     std::fs::copy(repo().join("plugins/build/brand-steering.wasm"), d.path().join("plugins/build/brand-steering.wasm"))
         .unwrap();
     let set = PolicySet::load(&policies).unwrap_or_else(|e| panic!("{e}"));
     let outcomes = warden_policy::testing::run_all(&set, None);
     let failed: Vec<_> = outcomes.iter().filter(|o| !o.passed).collect();
     assert!(failed.is_empty(), "{failed:#?}");
-    assert_eq!(outcomes.len(), 5);
+    assert_eq!(outcomes.len(), 3);
 }
 
 /// A plugin or model pinned by sha256 loads only with those exact bytes.

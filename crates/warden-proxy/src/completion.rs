@@ -63,7 +63,8 @@ pub fn texts(shape: &dyn Shape, json: &Value) -> Texts {
 impl Texts {
     /// How the texts divide for [`warden_policy::PolicySet::evaluate_split`].
     pub fn split(&self) -> warden_policy::Split {
-        warden_policy::Split { fragments_from: self.known, structure_from: self.structure_from }
+        let keys_at = self.texts.iter().position(|t| matches!(t.place, TextPlace::Key(_)));
+        warden_policy::Split { fragments_from: self.known, structure_from: self.structure_from, keys_at }
     }
 }
 

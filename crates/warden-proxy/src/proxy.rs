@@ -319,7 +319,8 @@ async fn exchange(shared: &Shared, req: Request<Incoming>, rec: &Record) -> Resu
 
     // guard(prompt)
     let texts: Vec<(Role, &str)> = request.segments.iter().map(|s| (s.role, s.text.as_str())).collect();
-    let split = Split { fragments_from: known, structure_from: texts.len() };
+    let keys_at = request.segments.iter().position(|s| s.origin == KEYS_ORIGIN);
+    let split = Split { fragments_from: known, structure_from: texts.len(), keys_at };
     let span = telemetry::guard_span(tel, rec, Phase::Prompt);
     let mut prompt = shared.evaluate(&policies, Phase::Prompt, &target, &texts, split).await?;
     flag_unseen(&shared.config, &request, &mut prompt);
@@ -788,7 +789,7 @@ async fn guard_error_body(
         Ok(mut json) => {
             let (texts, keys) = sweep::sweep_completion(&json, &HashSet::new(), &|_| None);
             let pairs: Vec<(Role, &str)> = texts.iter().map(|t| (Role::Assistant, t.text.as_str())).collect();
-            let split = Split { fragments_from: 0, structure_from: pairs.len() };
+            let split = Split { fragments_from: 0, structure_from: pairs.len(), keys_at: None };
             let d = shared.evaluate(policies, Phase::Completion, target, &pairs, split).await?;
             if let Some(hit) = d.blocking_hit() {
                 return Ok((withheld(hit), d));
@@ -811,7 +812,7 @@ async fn guard_error_body(
         }
         Err(_) => {
             let text = String::from_utf8_lossy(&body).into_owned();
-            let split = Split { fragments_from: 0, structure_from: 1 };
+            let split = Split { fragments_from: 0, structure_from: 1, keys_at: None };
             let d = shared
                 .evaluate(policies, Phase::Completion, target, &[(Role::Assistant, text.as_str())], split)
                 .await?;

@@ -70,6 +70,17 @@ struct Text {
     choice: usize,
 }
 
+/// What a text judged whole is, for the rules that judge it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fragment {
+    /// A text of the answer: every rule.
+    Document,
+    /// A swept field: not the structural rules.
+    Field,
+    /// Event names and object keys: inline detectors only.
+    Identifiers,
+}
+
 /// The choice of a text outside every choice (a top-level field, keys, an event name).
 const NO_CHOICE: usize = usize::MAX;
 
@@ -530,7 +541,7 @@ impl StreamGuard {
     /// Judges a text that is not written back (an event name, object keys): a redaction there
     /// counts as a block.
     fn judge_whole(&mut self, text: &str, strict: bool) {
-        let (slot, hits) = self.whole_text(text.to_string(), None, true, NO_CHOICE);
+        let (slot, hits) = self.whole_text(text.to_string(), None, Fragment::Identifiers, NO_CHOICE);
         let redacts = hits.iter().any(|h| h.applied == Action::Redact);
         self.apply(&slot, hits);
         self.texts.remove(&slot);
@@ -596,7 +607,8 @@ impl StreamGuard {
         if matches!(p.kind, PieceKind::Whole | PieceKind::WholeJson) {
             let range = 0..p.text.len();
             let decoded = json.then(|| JsonText::decode(&p.text));
-            let (slot, hits) = self.whole_text(p.text, decoded, p.kind == PieceKind::Whole, p.key.choice);
+            let kind = if p.kind == PieceKind::Whole { Fragment::Field } else { Fragment::Document };
+            let (slot, hits) = self.whole_text(p.text, decoded, kind, p.key.choice);
             self.apply(&slot, hits);
             return HeldPiece { slot, pointer: p.pointer, range };
         }
@@ -638,22 +650,27 @@ impl StreamGuard {
     }
 
     /// Judges a whole text at once (no streaming state: the policy set's whole-text path), as a
-    /// new slot that is finished from the start. `decoded` is given for JSON text. A `fragment`
-    /// (a swept field) is not judged by structural rules. Returns the slot and what fired; the
-    /// caller applies it.
+    /// new slot that is finished from the start. `decoded` is given for JSON text. A fragment (a
+    /// swept field) is not judged by structural rules; identifiers (event names, object keys)
+    /// only by inline ones (see [`warden_policy::Split::keys_at`]). Returns the slot and what
+    /// fired; the caller applies it.
     fn whole_text(
         &mut self,
         raw: String,
         decoded: Option<JsonText>,
-        fragment: bool,
+        kind: Fragment,
         choice: usize,
     ) -> (Slot, Vec<RuleHit>) {
         self.wholes += 1;
         let slot = Slot::Whole(self.wholes);
         let text = decoded.as_ref().map_or(raw.as_str(), |d| d.text());
-        let fragments_from = usize::from(!fragment);
+        let split = warden_policy::Split {
+            fragments_from: usize::from(kind == Fragment::Document),
+            structure_from: 1,
+            keys_at: (kind == Fragment::Identifiers).then_some(0),
+        };
         let hits = self.with_target(|t| {
-            self.set.evaluate_parts(Phase::Completion, t, &[(Role::Assistant, text)], fragments_from, None).hits
+            self.set.evaluate_split(Phase::Completion, t, &[(Role::Assistant, text)], split, None).hits
         });
         let json = decoded.map(|d| (d, raw.clone()));
         let plain = if json.is_some() { String::new() } else { raw };

@@ -6,9 +6,11 @@ use clap::{Parser, Subcommand};
 use std::io::{IsTerminal, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use warden_core::{Phase, Provider, Role};
+use warden_core::Provider;
 use warden_policy::{PolicySet, Target};
 use warden_proxy::Config;
+
+mod eval;
 
 #[derive(Parser)]
 #[command(name = "warden", version, about = "A policy-as-code guard for LLM traffic")]
@@ -108,6 +110,9 @@ enum Command {
         /// The text (`-` reads standard input).
         text: Option<String>,
     },
+    /// Measure the policy set on labelled rows: caught, false positives, rules, latency; with
+    /// --gate, exit 1 when a figure is worse than the committed one.
+    Eval(eval::EvalArgs),
     /// The audit trail: verify its chain and checkpoints, export it, or follow it.
     Audit {
         #[command(subcommand)]
@@ -290,20 +295,11 @@ fn main() -> Result<()> {
             }
         },
         Command::Check { phase, policies, model, provider, role, file, text } => {
-            let phase = match phase.as_str() {
-                "prompt" => Phase::Prompt,
-                "completion" => Phase::Completion,
-                other => anyhow::bail!("--phase must be prompt or completion, not `{other}`"),
-            };
+            let phase = eval::parse_phase(&phase)?;
             let provider = Provider::from_name(&provider).with_context(|| {
                 format!("--provider must be one of openai, anthropic, azure, gemini, not `{provider}`")
             })?;
-            let role = match role.as_deref() {
-                None if phase == Phase::Prompt => Role::User,
-                None => Role::Assistant,
-                Some(r) => Role::from_provider(r)
-                    .with_context(|| format!("--role `{r}` is not one of system, user, assistant, tool"))?,
-            };
+            let role = eval::parse_role(role.as_deref(), phase)?;
             let text = match (text, file) {
                 (Some(t), None) if t == "-" => {
                     let mut s = String::new();
@@ -376,6 +372,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Audit { command } => audit(command),
+        Command::Eval(args) => eval::eval(args),
         Command::Keygen { out } => {
             let (private, public) = warden_policy::sign::generate().map_err(anyhow::Error::msg)?;
             let key_path = out.with_extension("key");
