@@ -44,7 +44,7 @@ impl ClassifierDetector {
         Ok(Self { model, labels: idx.into(), min_words: 0 })
     }
 
-    /// The same detector, scoring only texts of at least `n` words (split on whitespace): a short
+    /// The same detector, scoring only texts of at least `n` words (see [`words`]): a short
     /// chat turn ("Say hello.", "summarise the document") has so few features that the model's
     /// priors decide its score, and short attacks are the phrase lists' to catch. A long text's
     /// windows and a stream's sentences (read after the text before them) are counted as they
@@ -64,13 +64,13 @@ impl ClassifierDetector {
     /// ([`windows`]); each label's score is its highest over the windows and its hit spans that
     /// window, so the finding points at the sentences that scored.
     ///
-    /// A text without whitespace (an id, an enum value such as a role or a finish reason, a
-    /// token, base64) is not prose and is not scored: a model of prose reads such a fragment as
-    /// noise (`assistant` alone scores 0.96 as bias), and the inline detectors judge it anyway.
+    /// A text of one word (an enum value such as a role or a finish reason, an id, base64) is not
+    /// prose and is not scored: a model of prose reads such a fragment as noise (`assistant`
+    /// alone scores 0.96 as bias), and the inline detectors judge it anyway. Words are counted
+    /// as the model's tokenizer cuts them (runs of letters, digits and `_`), so words joined by
+    /// hyphens or dots instead of spaces still count.
     fn hits(&self, text: &str, normalized: Option<&str>, base: usize) -> Result<Vec<Hit>, DetectorError> {
-        if !text.chars().any(char::is_whitespace)
-            || text.split_whitespace().nth(self.min_words.saturating_sub(1)).is_none()
-        {
+        if words(text) < self.min_words.max(2) {
             return Ok(Vec::new());
         }
         let ranges = windows(text);
@@ -194,6 +194,18 @@ impl SentenceScanner {
             }
         }
     }
+}
+
+/// The words of `text` as the model's tokenizer sees them: runs of letters, digits and `_`.
+fn words(text: &str) -> usize {
+    let mut n = 0;
+    let mut inside = false;
+    for c in text.chars() {
+        let w = c.is_alphanumeric() || c == '_';
+        n += usize::from(w && !inside);
+        inside = w;
+    }
+    n
 }
 
 /// How much of the judged text a streamed sentence is scored after.

@@ -353,8 +353,9 @@ pub struct ClassifierSpec {
     pub model: AssetSpec,
     /// The labels to act on.
     pub labels: LabelsSpec,
-    /// Texts of fewer words are not scored (0: every text with whitespace is): a short chat turn
-    /// has too few features for the model's score to mean much.
+    /// Texts of fewer words (runs of letters, digits and `_`) are not scored (0: only one-word
+    /// texts are left unscored): a short chat turn has too few features for the model's score
+    /// to mean much.
     #[serde(default)]
     pub min_words: usize,
 }
