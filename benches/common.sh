@@ -1,4 +1,4 @@
-# Shared by the load benchmarks that run several Wardens (tracing.sh, audit.sh): build or check
+# Shared by the load benchmarks (load.sh, tracing.sh, audit.sh): build or check
 # the release binaries, a work directory and the processes to stop on exit, waiting for a
 # process's address, and reading a counter from an admin /metrics. Source it after setting
 # `root`, `bin`, `BUILD` and `PYTHON`.

@@ -4,8 +4,9 @@
 #   bash benches/load.sh                      # from the repository root (or anywhere)
 #   DURATION=5 CONNECTIONS=1,8,32 bash benches/load.sh
 #   LOAD_ARGS=--same-prompt bash benches/load.sh   # extra warden-load options
+#   BUILD=0 bash benches/load.sh              # use the binaries in $CARGO_TARGET_DIR/release as they are
 #
-# Builds the release binaries, starts mock-llm and Warden (with the repository's policies/) on
+# Builds the release binaries (unless BUILD=0), starts mock-llm and Warden (with the repository's policies/) on
 # free loopback ports, runs `warden-load` (benches/src/bin/warden-load.rs) for 1 KB prompt /
 # 1 KB completion exchanges, non-streamed, streamed and paced-streamed, prints a table and writes
 # the raw numbers to bench-results/load-<UTC date>.json. Both servers are stopped on exit,
@@ -26,54 +27,21 @@ DELAY_MS="${DELAY_MS:-5}"         # ms between deltas in the paced-stream runs (
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/warden/target}"
 bin="$CARGO_TARGET_DIR/release"
 
-echo "== building release binaries (target dir $CARGO_TARGET_DIR)" >&2
-cargo build --release -p warden -p mock-llm >&2
-cargo build --release -p warden-benches --bin warden-load >&2
-
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do
-        kill "$p" 2>/dev/null || true
-    done
-    for p in "${pids[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Waits for `listening on http://...` in $1 (the process is $2) and prints the URL.
-wait_url() {
-    local out="$1" pid="$2" name="$3" i url
-    for i in $(seq 1 100); do
-        url="$(sed -n 's/^listening on \(http:\/\/[0-9.:]*\).*/\1/p' "$out" | head -n1)"
-        if [[ -n "$url" ]]; then
-            echo "$url"
-            return 0
-        fi
-        if ! kill -0 "$pid" 2>/dev/null; then
-            echo "$name exited before listening:" >&2
-            cat "$out" "$out.err" >&2 || true
-            return 1
-        fi
-        sleep 0.1
-    done
-    echo "$name did not print its address within 10 s" >&2
-    return 1
-}
+BUILD="${BUILD:-1}"                # 0: do not build, use the binaries as they are
+PYTHON="${PYTHON:-python3}"
+# The release build, the work directory and cleanup on exit, `url_of`.
+source "$root/benches/common.sh"
 
 "$bin/mock-llm" --listen 127.0.0.1:0 >"$work/mock.out" 2>"$work/mock.out.err" &
 mock_pid=$!
 pids+=("$mock_pid")
-mock_url="$(wait_url "$work/mock.out" "$mock_pid" mock-llm)"
+mock_url="$(url_of "$work/mock.out" "$mock_pid" mock-llm)"
 
 WARDEN_LOG=warn "$bin/warden" serve --listen 127.0.0.1:0 --admin-listen "${ADMIN_LISTEN:-off}" --policies policies \
     --upstream-openai "$mock_url" --upstream-anthropic "$mock_url" >"$work/warden.out" 2>"$work/warden.out.err" &
 warden_pid=$!
 pids+=("$warden_pid")
-warden_url="$(wait_url "$work/warden.out" "$warden_pid" warden)"
+warden_url="$(url_of "$work/warden.out" "$warden_pid" warden)"
 
 echo "== mock-llm $mock_url (pid $mock_pid), warden $warden_url (pid $warden_pid)" >&2
 

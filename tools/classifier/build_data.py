@@ -130,36 +130,38 @@ def package_descriptions(want_heldout=False):
     return out
 
 
-def stdlib_code(rng: random.Random, limit: int):
-    """(name, source) of functions/classes from the Python standard library, 300-1800 chars."""
-    out = []
+def stdlib_modules():
+    """(file name, source, parsed tree) of each Python standard-library module that parses, in
+    file-name order."""
     for f in sorted(glob.glob("/usr/lib/python3.11/*.py")):
         try:
             src = open(f, encoding="utf-8").read()
             tree = ast.parse(src)
         except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
             continue
+        yield os.path.basename(f), src, tree
+
+
+def stdlib_code(rng: random.Random, limit: int):
+    """(name, source) of functions/classes from the Python standard library, 300-1800 chars."""
+    out = []
+    for name, src, tree in stdlib_modules():
         for node in tree.body:
             if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
                 seg = ast.get_source_segment(src, node)
                 if seg and 300 <= len(seg) <= 1800 and "pwned" not in seg.lower():
-                    out.append((os.path.basename(f) + ":" + node.name, seg))
+                    out.append((name + ":" + node.name, seg))
     rng.shuffle(out)
     return out[:limit]
 
 
 def stdlib_docstrings(rng: random.Random, limit: int):
     out = []
-    for f in sorted(glob.glob("/usr/lib/python3.11/*.py")):
-        try:
-            src = open(f, encoding="utf-8").read()
-            tree = ast.parse(src)
-        except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
-            continue
+    for name, _, tree in stdlib_modules():
         for node in [tree] + [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]:
             d = ast.get_docstring(node)
             if d and 250 <= len(d) <= 2500:
-                out.append((os.path.basename(f) + ":" + getattr(node, "name", "<module>"), d))
+                out.append((name + ":" + getattr(node, "name", "<module>"), d))
     rng.shuffle(out)
     return out[:limit]
 
